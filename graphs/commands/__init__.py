@@ -1,0 +1,1 @@
+"""Subcommands of the `dragoman` CLI, one module each (see `dragoman.graphs.cli`)."""

@@ -1,0 +1,1 @@
+"""dragoman.kernels: Triton kernels for GPU decoding, each beside its torch reference."""

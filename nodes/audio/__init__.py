@@ -1,0 +1,1 @@
+"""Signal nodes without weights: loading, voice-activity segmentation, stitching."""

@@ -1,0 +1,1 @@
+"""Plain torch building blocks (no NeMo imports): quantizers, encoders, pooling."""
