@@ -67,6 +67,14 @@ class SegmentLayoutType(ElementType):
     """Where the segments of one source item sit: [(start_sample, end_sample), ...] + total length."""
 
 
+class TimeSpansType(ElementType):
+    """Time spans of one item in seconds: [(start_s, end_s), ...]."""
+
+
+class DurationType(ElementType):
+    """A length of time in seconds, one float per item."""
+
+
 class LanguageType(ElementType):
     """A language code, 'zh' or 'en'."""
 
@@ -97,6 +105,14 @@ def speaker_embedding() -> NeuralType:
 
 def segment_layout() -> NeuralType:
     return NeuralType(("B",), SegmentLayoutType())
+
+
+def time_spans() -> NeuralType:
+    return NeuralType(("B",), TimeSpansType())
+
+
+def duration() -> NeuralType:
+    return NeuralType(("B",), DurationType())
 
 
 def accepts(input_type: NeuralType, output_type: NeuralType) -> bool:
