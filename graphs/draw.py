@@ -81,8 +81,9 @@ def draw_graph(graph, output: str | Path) -> Path:
         arrow(port_xy[(src.node, "out", src.port)], end, "", "#6b2a8a")
         ax.text(end[0] + 0.1, end[1], f"output: {name}", fontsize=8, ha="left", va="center", color="#6b2a8a", weight="bold")
 
+    n_side = max(len(graph.spec.inputs), len(graph.spec.outputs))
     ax.set_xlim(-0.2, right + 3.5)
-    ax.set_ylim(-max_height - 0.5, 0.6)
+    ax.set_ylim(min(-max_height, -(n_side + 1) * ROW * 2.5) - 0.5, 0.6)
     ax.axis("off")
     ax.set_title(f"graph '{graph.spec.name}'  ({graph.spec.source})", fontsize=9)
     out = Path(output)
