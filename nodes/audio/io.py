@@ -21,7 +21,8 @@ DEFAULT_MAX_SECONDS = 3 * 3600.0
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
+    # libsndfile's own reason ("Format not recognised.") without the "Error opening <path>:" prefix
+    text = (getattr(err, "error_string", None) or str(err)).strip() or type(err).__name__
     return text.splitlines()[0]
 
 

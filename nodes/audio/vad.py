@@ -25,8 +25,8 @@ How it decides (constants below, each with its reason):
 4. Pauses shorter than `min_silence_s` are bridged, blips shorter than `min_speech_s` dropped,
    and spans padded by `pad_s` so weak onsets (/f/, /s/) are kept.
 
-Spans are then merged with UniSS's rule (see `merge_spans`) and anything still longer than
-`max_segment_s` is split at the quietest point before the cap.
+Spans longer than `max_segment_s` are split at the quietest point before the cap, then merged
+with UniSS's rule (see `merge_spans`).
 """
 from __future__ import annotations
 
@@ -70,9 +70,10 @@ class SegmentLayout:
     def __post_init__(self):
         end = 0
         for start, stop in self.segments:
-            if not (end <= start < stop <= self.length):
+            # Empty segments are allowed: a stitched piece of zero samples still has a place.
+            if not (end <= start <= stop <= self.length):
                 raise DragomanError(
-                    f"segment layout: segment ({start}, {stop}) is empty, overlaps the one before "
+                    f"segment layout: segment ({start}, {stop}) is reversed, overlaps the one before "
                     f"or lies outside 0..{self.length}"
                 )
             end = stop
@@ -241,7 +242,13 @@ class VadConfig:
 
 
 class VadSegmenter(Node):
-    """Speech segments of each input, flattened across the batch, plus how to regroup them."""
+    """Speech segments of each input, flattened across the batch, plus how to regroup them.
+
+    Ports: `audio` (one 1-D waveform per item) and optional `path` (used only to name the item
+    in errors) in; `segments` (every item's segment audio, in order, one entry per segment, so the
+    next nodes batch over segments), `layout` (a SegmentLayout per item) and `spans` (the padded
+    speech spans in seconds before splitting and merging, per item) out.
+    """
 
     node_name = "vad_segmenter"
     Config = VadConfig
@@ -281,13 +288,13 @@ class VadSegmenter(Node):
         raw = detect_spans(levels, sr, len(x), cfg.threshold_db, cfg.min_silence_s, cfg.min_speech_s, cfg.pad_s)
         if not raw and cfg.on_silence == "error":
             raise AudioError(f"{name}: no speech found ({len(x) / sr:.1f} s of audio, all below the speech threshold)")
-        merged = merge_spans(
-            raw, cfg.merge_gap_s * sr, cfg.short_segment_s * sr, cfg.short_gap_s * sr, cfg.max_segment_s * sr
-        )
+        # Split first, then merge: the tail of a split span can still join the speech after it,
+        # and merging never builds anything longer than the cap.
         max_samples = int(cfg.max_segment_s * sr)
         search = int(min(cfg.split_search_s, cfg.max_segment_s / 2) * sr)
-        segments = split_long([(int(a), int(b)) for a, b in merged], levels, sr, max_samples, search)
-        layout = SegmentLayout(tuple(segments), len(x), sr)
+        pieces = split_long(raw, levels, sr, max_samples, search)
+        merged = merge_spans(pieces, cfg.merge_gap_s * sr, cfg.short_segment_s * sr, cfg.short_gap_s * sr, max_samples)
+        layout = SegmentLayout(tuple((int(a), int(b)) for a, b in merged), len(x), sr)
         return layout, [(a / sr, b / sr) for a, b in raw]
 
     def run(self, audio, path=None):
