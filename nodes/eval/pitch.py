@@ -22,12 +22,17 @@ HOP_S = 0.010
 # 60-500 Hz covers adult speech (espeak-ng voices render 70-350 Hz) with room for excited speech.
 F_MIN = 60.0
 F_MAX = 500.0
-# YIN's absolute threshold; 0.1-0.2 is the paper's range. 0.15 kept >97% of voiced frames on
-# harmonic test tones with additive noise at 20 dB SNR while rejecting white noise.
-THRESHOLD = 0.15
+# YIN's absolute threshold (the paper uses 0.1-0.2). Measured on espeak-ng speech against
+# librosa's pYIN: voiced-frame recall 0.43 / 0.55 / 0.64 / 0.68 at 0.10 / 0.15 / 0.20 / 0.25,
+# with frames off by more than 50 cents 4 % / 6 % / 8 % / 12 %; white noise stays unvoiced at all
+# four. 0.2 keeps enough voiced frames for contour correlation without many pitch errors.
+THRESHOLD = 0.2
 # Frames quieter than this (relative to the loudest frame) are unvoiced whatever YIN says:
 # reverb tails and background hum make low-energy periodic frames.
 SILENCE_DB = 40.0
+# ... and so are frames under this absolute level (dB re full scale): 16-bit quantisation noise
+# sits near -101 dB, so digital silence and dither are never called voiced.
+FLOOR_DB = -75.0
 
 
 @dataclasses.dataclass
@@ -93,7 +98,9 @@ def _cmnd(diff: np.ndarray) -> np.ndarray:
     lags = np.arange(1, diff.shape[1])
     running = np.cumsum(diff[:, 1:], axis=1)
     out = np.ones_like(diff)
-    out[:, 1:] = diff[:, 1:] * lags / np.maximum(running, 1e-12)
+    # An all-zero frame has no periodicity to measure: leave it at 1 (never under the threshold).
+    defined = running > 1e-12
+    out[:, 1:] = np.where(defined, diff[:, 1:] * lags / np.where(defined, running, 1.0), 1.0)
     return out
 
 
@@ -105,11 +112,13 @@ def track_pitch(
     hop_s: float = HOP_S,
     threshold: float = THRESHOLD,
     silence_db: float = SILENCE_DB,
+    floor_db: float = FLOOR_DB,
 ) -> PitchTrack:
     """YIN F0 of a mono waveform (numpy array or torch tensor).
 
     A frame is voiced when the normalised difference dips under `threshold` between the lags of
-    `fmax` and `fmin` and the frame is within `silence_db` of the loudest frame. The chosen lag
+    `fmax` and `fmin` and the frame is within `silence_db` of the loudest frame and above
+    `floor_db`. The chosen lag
     is the bottom of the first dip under the threshold (YIN step 4: avoids sub-octave errors),
     refined by a parabola through its neighbours (step 5).
     """
@@ -141,7 +150,7 @@ def track_pitch(
     period = lag + np.clip(shift, -1.0, 1.0)
 
     energy = frame_energy_db(x, sample_rate, hop_s, win_s=window / sample_rate)[: len(lag)]
-    loud = energy > energy.max() - silence_db
+    loud = (energy > energy.max() - silence_db) & (energy > floor_db)
     f0 = sample_rate / period
     voiced = found & loud & (f0 >= fmin) & (f0 <= fmax)
     return PitchTrack(
