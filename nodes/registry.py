@@ -24,6 +24,10 @@ BUILTIN_NODES: dict[str, str] = {
     "vad_segmenter": "dragoman.nodes.audio.vad:VadSegmenter",
     "stitcher": "dragoman.nodes.audio.stitcher:Stitcher",
     "emotion_tokenizer": "dragoman.nodes.emotion_tokenizer:EmotionTokenizer",
+    "translator": "dragoman.nodes.translator:Translator",
+    "cot_prompter": "dragoman.nodes.controller:CoTPrompter",
+    "cot_parser": "dragoman.nodes.controller:CoTParser",
+    "task_prompter": "dragoman.nodes.controller:TaskPrompter",
 }
 
 

@@ -75,6 +75,14 @@ class DurationType(ElementType):
     """A length of time in seconds, one float per item."""
 
 
+class GenerationRequestType(ElementType):
+    """A prompt (token names) + forced continuations + budget + sampling for the Translator."""
+
+
+class GenerationResultType(ElementType):
+    """The Translator's decoded output, its ids and why it stopped."""
+
+
 class LanguageType(ElementType):
     """A language code, 'zh' or 'en'."""
 
@@ -89,6 +97,14 @@ def tokens(kind: type[TokensType], rate: float | None = None) -> NeuralType:
 
 def text() -> NeuralType:
     return NeuralType(("B",), TextType())
+
+
+def generation_request() -> NeuralType:
+    return NeuralType(("B",), GenerationRequestType())
+
+
+def generation_result() -> NeuralType:
+    return NeuralType(("B",), GenerationResultType())
 
 
 def language() -> NeuralType:

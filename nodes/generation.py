@@ -1,0 +1,119 @@
+"""Generation requests and the controlled decode loop that executes them.
+
+A `GenerationRequest` is what the CoT prompter hands the Translator: the prompt as token names,
+continuations to force when the model writes a given token (quality mode's translation header
+after the transcript's `<|end_content|>`), a token budget, and the sampling settings. The loop
+runs on `dragoman.kernels`' static KV cache (`StaticQwen2`: Triton on GPU, torch on CPU) so
+forced tokens are simply fed through the cache like sampled ones.
+
+Safety rules applied here (DESIGN §5, issue 7): a budget proportional to the source length set by
+the prompter; a repetition guard that stops a degenerate loop (early checkpoints collapse into
+repeated tokens — DESIGN §6) and reports it; eos ids from the tokenizer.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from dragoman.nodes.errors import DragomanError
+
+
+@dataclasses.dataclass
+class Sampling:
+    do_sample: bool = True
+    temperature: float = 0.7
+    top_p: float = 0.8
+    top_k: int = 0
+    repetition_penalty: float = 1.1
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class GenerationRequest:
+    prompt: list[str]                              # token names (UniSS scheme) — see uniss_tokens
+    max_new_tokens: int
+    sampling: Sampling = dataclasses.field(default_factory=Sampling)
+    force_after: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # once per trigger
+    prompt_text: str = ""                          # plain text after `prompt`, encoded by the translator's tokenizer
+    prompt_suffix: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class GenerationResult:
+    text: str               # decoded output: special tokens dropped, UniSS tokens kept
+    ids: list[int]
+    stopped_by: str         # "eos", "budget" or "repetition"
+    prompt_tokens: int
+
+
+def repetition_stop(ids: list[int], max_period: int = 8, min_span: int = 120) -> bool:
+    """True when the last `min_span` tokens are one short pattern (period <= max_period) repeated.
+    120 tokens = 2.4 s of 50 Hz speech: a real pause is shorter than that in this corpus, while a
+    collapsed decoder repeats forever."""
+    if len(ids) < min_span:
+        return False
+    tail = ids[-min_span:]
+    for period in range(1, max_period + 1):
+        if all(tail[i] == tail[i - period] for i in range(period, min_span)):
+            return True
+    return False
+
+
+class ControlledDecoder:
+    """Runs GenerationRequests for one `Qwen2ForCausalLM` + tokenizer (batch 1 per request)."""
+
+    def __init__(self, lm: torch.nn.Module, tokenizer):
+        from dragoman.kernels.qwen2_forward import StaticQwen2
+
+        self.static = StaticQwen2(lm)
+        self.tokenizer = tokenizer
+
+    def _ids(self, names: list[str]) -> list[int]:
+        ids = self.tokenizer.convert_tokens_to_ids(list(names))
+        unknown = [n for n, i in zip(names, ids) if i is None or i == getattr(self.tokenizer, "unk_id", -1)]
+        if unknown:
+            raise DragomanError(f"translator vocabulary lacks token(s) {sorted(set(unknown))[:5]}")
+        return ids
+
+    @torch.inference_mode()
+    def run(self, request: GenerationRequest) -> GenerationResult:
+        from dragoman.kernels.sampling import SamplingConfig, sample, seen_mask
+
+        s = request.sampling
+        config = SamplingConfig(do_sample=s.do_sample, temperature=s.temperature, top_p=s.top_p,
+                                top_k=s.top_k, repetition_penalty=s.repetition_penalty)
+        prompt = self._ids(request.prompt) + self.tokenizer.encode_text(request.prompt_text) + self._ids(request.prompt_suffix)
+        forced = {self._ids([k])[0]: self._ids(v) for k, v in request.force_after.items()}
+        device = self.static.device
+        capacity = len(prompt) + request.max_new_tokens + sum(len(v) for v in forced.values()) + 1
+        self.static.allocate(1, -(-capacity // 256) * 256)
+        input_ids = torch.tensor([prompt], dtype=torch.long, device=device)
+        generator = torch.Generator(device=device).manual_seed(int(s.seed))
+        eos = set(self.tokenizer.eos_ids)
+        logits = self.static.prefill(input_ids)
+        seen = seen_mask(input_ids, self.static.vocab_size) if s.repetition_penalty != 1.0 else None
+        out: list[int] = []
+        queue: list[int] = []
+        stopped = "budget"
+        sampled = 0
+        while sampled < request.max_new_tokens:
+            if queue:
+                token = queue.pop(0)
+            else:
+                token = int(sample(logits, config, seen, generator)[0])
+                sampled += 1
+                if token in forced:
+                    queue = forced.pop(token)
+            out.append(token)
+            if seen is not None:
+                seen[0, token] = True
+            if token in eos:
+                stopped = "eos"
+                break
+            if repetition_stop(out):
+                stopped = "repetition"
+                break
+            position = torch.tensor([len(prompt) + len(out) - 1], dtype=torch.long, device=device)
+            logits = self.static.step(torch.tensor([token], dtype=torch.long, device=device), position)
+        return GenerationResult(self.tokenizer.decode(out), out, stopped, len(prompt))

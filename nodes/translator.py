@@ -1,0 +1,221 @@
+"""Translator node: a decoder-only Qwen2 LM over the UniSS token scheme (DESIGN §1, §5, §6).
+
+It executes `GenerationRequest`s built by the CoT prompter (port `request` -> `result`), so the
+same node serves S2ST in every mode and the cascade's MT and TTS steps. Three ways to build one:
+- from a config (`lm` sizes): a from-scratch model with dragoman's character vocabulary
+  (`UnitTokenizer`, stored in the config) — the shipped default;
+- `init_from: DIR`: start from a local HF causal-LM checkpoint (e.g. Qwen2.5-0.5B-Instruct): its
+  tokenizer gains the UniSS tokens (non-special, so decoding keeps them) and the new embedding
+  rows start at the mean of the existing rows — random rows would put the new tokens' logits
+  far off the text distribution;
+- `weights: DIR` in a graph: a ready UniSS-layout directory (the released model), loaded in fp32
+  on CPU (UNISS_RELEASE item 2: bf16 greedy output diverges from the reference) and bf16 on GPU.
+
+Training (phases 1-3) reads packed batches from `dragoman.nodes.translator_data`: several
+sequences share a row, attention is block-diagonal (no attention across samples) and the loss
+covers target tokens only.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from dragoman.nodes import types as T
+from dragoman.nodes.errors import CheckpointError, DragomanError
+from dragoman.nodes.generation import ControlledDecoder
+from dragoman.nodes.text_tokenizer import HFTokenizer, UnitTokenizer
+from dragoman.nodes.trainable import TrainableNode
+
+
+@dataclasses.dataclass
+class LMConfig:
+    hidden_size: int = 256
+    intermediate_size: int = 704
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 2048
+    rope_theta: float = 10000.0
+    tie_word_embeddings: bool = True
+
+
+@dataclasses.dataclass
+class TokenCounts:
+    num_global: int = 4096
+    num_semantic: int = 1024
+    num_glm: int = 1024
+    num_emotion: int = 1000
+
+
+@dataclasses.dataclass
+class TranslatorDataConfig:
+    cache: str = "???"                 # token cache written by translator_data.build_cache
+    split: str = "train"
+    phase: int = 1
+    hq_only: bool = False
+    max_tokens_per_row: int = 1024
+    rows_per_batch: int = 8
+    shuffle: bool = True
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class TranslatorConfig:
+    lm: LMConfig = dataclasses.field(default_factory=LMConfig)
+    tokens: TokenCounts = dataclasses.field(default_factory=TokenCounts)
+    text_chars: list[str] = dataclasses.field(default_factory=list)
+    init_from: Optional[str] = None
+    hf_dir: Optional[str] = None
+    dtype: str = "auto"                # auto: fp32 on CPU, bf16 on CUDA
+    optim: dict[str, Any] = dataclasses.field(default_factory=lambda: {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01})
+    train_ds: Optional[TranslatorDataConfig] = None
+    validation_ds: Optional[TranslatorDataConfig] = None
+
+
+class Translator(TrainableNode):
+    node_name = "translator"
+    Config = TranslatorConfig
+
+    def __init__(self, cfg=None, trainer=None):
+        super().__init__(cfg, trainer)
+        c = self.cfg
+        if c.hf_dir:
+            self.lm, self.tokenizer = _load_hf_dir(c.hf_dir, c.dtype)
+        elif c.init_from:
+            self.lm, self.tokenizer = _extend_hf_model(c.init_from, c.tokens)
+        else:
+            if not c.text_chars:
+                raise DragomanError("translator: text_chars is empty (build it from the corpus text, see translator_data)")
+            t = c.tokens
+            self.tokenizer = UnitTokenizer(list(c.text_chars), t.num_global, t.num_semantic, t.num_glm, t.num_emotion)
+            self.lm = _fresh_qwen2(c.lm, len(self.tokenizer), self.tokenizer.pad_id, self.tokenizer.eos_id)
+        self._decoder: ControlledDecoder | None = None
+
+    @classmethod
+    def port_types(cls, cfg):
+        return {"request": T.generation_request()}, {"result": T.generation_result()}
+
+    @classmethod
+    def from_graph_spec(cls, spec, where: str, device: str | None = None):
+        if spec.weights:
+            node = cls({"hf_dir": str(spec.weights)})
+            return node.to(device) if device else node
+        return super().from_graph_spec(spec, where, device)
+
+    # -- inference ---------------------------------------------------------------------------
+    def infer(self, request):
+        if self._decoder is None or self._decoder.static.device != self.device:
+            self._decoder = ControlledDecoder(self.lm, self.tokenizer)
+        return {"result": [self._decoder.run(r) for r in request]}
+
+    def train(self, mode: bool = True):
+        self._decoder = None  # weights change under training: rebuild the static view afterwards
+        return super().train(mode)
+
+    # -- training ----------------------------------------------------------------------------
+    def make_dataloader(self, cfg, train: bool):
+        from dragoman.nodes.translator_data import packed_loader
+
+        return packed_loader(cfg, self.tokenizer, train=train)
+
+    def train_dataloader(self):
+        # Resample tasks and re-pack each epoch (trainer.reload_dataloaders_every_n_epochs=1).
+        if self._train_dl is None or (self._trainer is not None and self.current_epoch > 0):
+            from dragoman.nodes.translator_data import packed_loader
+
+            self._train_dl = packed_loader(self.cfg.train_ds, self.tokenizer, train=True, epoch=self.current_epoch)
+        return self._train_dl
+
+    def forward(self, input_ids, position_ids, segment_ids):
+        mask = block_causal_mask(segment_ids)
+        return self.lm(input_ids=input_ids, position_ids=position_ids, attention_mask=mask).logits
+
+    def _loss(self, batch):
+        logits = self(batch["input_ids"], batch["position_ids"], batch["segment_ids"])
+        labels = batch["labels"][:, 1:]
+        flat = logits[:, :-1].reshape(-1, logits.shape[-1])
+        loss = torch.nn.functional.cross_entropy(flat.float(), labels.reshape(-1), ignore_index=-100)
+        correct = (flat.argmax(-1) == labels.reshape(-1)) & (labels.reshape(-1) != -100)
+        acc = correct.sum() / (labels != -100).sum().clamp_min(1)
+        return loss, acc
+
+    def training_step(self, batch, batch_idx):
+        loss, acc = self._loss(batch)
+        n = int((batch["labels"] != -100).sum())
+        self.log_dict({"train_loss": loss, "train_acc": acc}, prog_bar=True, batch_size=n)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss, acc = self._loss(batch)
+        n = int((batch["labels"] != -100).sum())
+        self.log_dict({"val_loss": loss, "val_acc": acc}, prog_bar=True, batch_size=n, sync_dist=True)
+        return loss
+
+
+def block_causal_mask(segment_ids: torch.Tensor) -> torch.Tensor:
+    """[B, T] segment ids (-1 = padding) -> [B, 1, T, T] bool mask: a token sees earlier tokens of
+    its own sequence only, so packed samples never attend to each other. Padding rows see
+    themselves (an all-False row would make softmax NaN)."""
+    same = segment_ids.unsqueeze(2) == segment_ids.unsqueeze(1)
+    length = segment_ids.shape[1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=segment_ids.device).tril()
+    mask = same & causal & (segment_ids.unsqueeze(2) >= 0)
+    mask |= torch.eye(length, dtype=torch.bool, device=segment_ids.device)
+    return mask.unsqueeze(1)
+
+
+def _fresh_qwen2(cfg, vocab_size: int, pad_id: int, eos_id: int):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=vocab_size, pad_token_id=pad_id, eos_token_id=eos_id, bos_token_id=eos_id,
+                         attn_implementation="sdpa", **dict(cfg))
+    return Qwen2ForCausalLM(config)
+
+
+def _model_dtype(dtype: str):
+    if dtype == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def _load_hf_dir(path: str, dtype: str):
+    from transformers import AutoConfig, Qwen2ForCausalLM
+
+    root = Path(path)
+    for name in ("config.json", "tokenizer.json"):
+        if not (root / name).is_file():
+            raise CheckpointError(f"{root}: missing {name} (expected an HF causal-LM directory)")
+    if not list(root.glob("*.safetensors")):
+        raise CheckpointError(f"{root}: no *.safetensors weights (pickled .bin weights are not loaded)")
+    config = AutoConfig.from_pretrained(root, trust_remote_code=False)
+    if config.model_type != "qwen2":
+        raise CheckpointError(f"{root}: model_type {config.model_type!r}; the translator runs Qwen2-architecture models")
+    lm = Qwen2ForCausalLM.from_pretrained(root, dtype=_model_dtype(dtype), use_safetensors=True)
+    tokenizer = HFTokenizer.from_dir(str(root))
+    if len(tokenizer) > lm.config.vocab_size:
+        raise CheckpointError(f"{root}: tokenizer has {len(tokenizer)} tokens but the model only {lm.config.vocab_size}")
+    return lm, tokenizer
+
+
+def _extend_hf_model(path: str, counts):
+    """Load a local HF Qwen2 checkpoint and add the UniSS (+ emotion) tokens to it."""
+    from transformers import AddedToken
+
+    from dragoman.nodes import uniss_tokens as U
+
+    lm, tokenizer = _load_hf_dir(path, "float32")
+    names = U.CONTROL_TOKENS + U.speech_token_names(counts.num_global, counts.num_semantic, counts.num_glm, counts.num_emotion)
+    new = [n for n in names if n not in tokenizer.tok.get_vocab()]
+    tokenizer.tok.add_tokens([AddedToken(n, special=False, normalized=False) for n in new])
+    old = lm.get_input_embeddings().weight.shape[0]
+    lm.resize_token_embeddings(len(tokenizer.tok), mean_resizing=False)
+    with torch.no_grad():
+        emb = lm.get_input_embeddings().weight
+        emb[old:] = emb[:old].mean(dim=0, keepdim=True)
+        head = lm.get_output_embeddings()
+        if head is not None and head.weight.data_ptr() != emb.data_ptr():
+            head.weight[old:] = head.weight[:old].mean(dim=0, keepdim=True)
+    return lm, HFTokenizer(tokenizer.tok)

@@ -1,0 +1,180 @@
+"""Training data of the Translator: a token cache, sequences per task, packed batches.
+
+1. `build_cache` runs the front nodes once over corpus manifests and stores, per utterance, its
+   speaker / content / emotion / semantic tokens, text, language and pair id (torch.save of plain
+   lists and dicts; read back with weights_only=True). Epochs never re-run the encoders.
+2. `sequences_for_pair` writes the training sequences of DESIGN §6:
+   phase 1 aligns text and speech — ASR, S2TT, TTS, MT; phase 2 adds S2ST with chain-of-thought
+   in quality, performance and direct modes (replaying phase-1 tasks); phase 3 is phase 2 on the
+   `hq` subset (the recipe lowers and decays the learning rate).
+   Each sequence is (ids, number of prompt ids): the loss covers only what follows the prompt.
+3. `packed_loader` packs sequences first-fit into rows; `segment_ids` drive the block-diagonal
+   mask (`translator.block_causal_mask`) and positions restart in every sequence.
+
+Speed tokens: a sequence's speed is the utterance's speaking rate (characters per second of
+speech) relative to its language's mean rate in the cache, so `<|speed_9|>` means "an average
+pace" and the prompter maps the user's `--speed` onto the source's own pace.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+
+from dragoman.nodes import uniss_tokens as U
+
+TASKS = {1: ("asr", "s2tt", "tts", "mt"), 2: ("asr", "s2tt", "tts", "mt", "quality", "performance", "direct")}
+
+
+def relative_speed(record: dict, mean_rate: dict[str, float]) -> float:
+    rate = len(record["text"].replace(" ", "")) / max(record["speech_s"], 0.3)
+    return float(min(3.5, max(0.1, rate / mean_rate[record["lang"]])))
+
+
+def _g(r):
+    return [U.global_token(t) for t in r["speaker_tokens"]]
+
+
+def _glm(r):
+    return [U.glm_token(t) for t in r["content_tokens"]]
+
+
+def _emo(r):
+    return [U.emotion_token(t) for t in r.get("emotion_tokens", [])]
+
+
+def _sem(r):
+    return [U.semantic_token(t) for t in r["semantic_tokens"]]
+
+
+def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, float]) -> tuple[list[int], int]:
+    """One training sequence as (ids, prompt length). `src` is what is heard, `tgt` what is said;
+    single-utterance tasks (asr, tts) use `src` only."""
+    ids = tok.convert_tokens_to_ids
+    text = tok.encode_text
+    L = U.LANG_TOKENS
+    s_speed, t_speed = U.speed_token(relative_speed(src, mean_rate)), U.speed_token(relative_speed(tgt, mean_rate))
+    head = [U.START_GLOBAL, *_g(src), U.END_GLOBAL]
+    if task == "asr":
+        prompt = ids([U.TASK_ASR, L[src["lang"]], *head, *_glm(src), U.WRITE_GENERATE, U.TASK_ASR, L[src["lang"]], s_speed, U.START_CONTENT])
+        target = text(src["text"]) + ids([U.END_CONTENT, U.IM_END])
+    elif task == "s2tt":
+        prompt = ids([U.TASK_S2TT, L[tgt["lang"]], *head, *_glm(src), U.WRITE_GENERATE, U.TASK_S2TT, L[tgt["lang"]], t_speed, U.START_CONTENT])
+        target = text(tgt["text"]) + ids([U.END_CONTENT, U.IM_END])
+    elif task == "tts":
+        prompt = (ids([U.TASK_TTS, L[src["lang"]], *head, *_emo(src), U.WRITE_GENERATE, U.START_CONTENT]) + text(src["text"])
+                  + ids([U.END_CONTENT, s_speed, U.START_SEMANTIC]))
+        target = ids(_sem(src) + [U.END_SEMANTIC, U.IM_END])
+    elif task == "mt":
+        prompt = (ids([U.TASK_T2TT, L[tgt["lang"]], U.START_CONTENT]) + text(src["text"])
+                  + ids([U.END_CONTENT, U.WRITE_GENERATE, U.START_CONTENT]))
+        target = text(tgt["text"]) + ids([U.END_CONTENT, U.IM_END])
+    elif task in ("quality", "performance", "direct"):
+        inputs = U.PromptInputs(src["speaker_tokens"], src["content_tokens"], src["lang"], tgt["lang"],
+                                src.get("emotion_tokens") or None, speed=relative_speed(tgt, mean_rate))
+        names = U.build_prompt(task, inputs)
+        if task == "quality":  # the ASR part of the prompt describes the source's own pace
+            names[-2] = s_speed
+        prompt = ids(names)
+        speech = ids([U.START_SEMANTIC, *_sem(tgt), U.END_SEMANTIC, U.IM_END])
+        if task == "quality":
+            target = (text(src["text"]) + ids(U.quality_middle(tgt["lang"])[:-2] + [t_speed, U.START_CONTENT])
+                      + text(tgt["text"]) + ids([U.END_CONTENT]) + speech)
+        elif task == "performance":
+            target = text(tgt["text"]) + ids([U.END_CONTENT]) + speech
+        else:
+            target = speech[1:]
+    else:
+        raise ValueError(f"unknown task {task!r}")
+    return prompt + target, len(prompt)
+
+
+def load_cache(path: str | Path) -> dict:
+    from dragoman.nodes.errors import DragomanError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DragomanError(f"{p}: no token cache (build it with examples/train_translator.py stage=cache)")
+    return torch.load(p, map_location="cpu", weights_only=True)
+
+
+def pairs_of(records: list[dict]) -> list[tuple[dict, dict]]:
+    """Both directions of every complete zh/en pair."""
+    by_pair: dict[str, dict[str, dict]] = {}
+    for r in records:
+        by_pair.setdefault(str(r["pair_id"]), {})[r["lang"]] = r
+    out = []
+    for langs in by_pair.values():
+        if "zh" in langs and "en" in langs:
+            out += [(langs["zh"], langs["en"]), (langs["en"], langs["zh"])]
+    return out
+
+
+def epoch_sequences(cache: dict, split: str, phase: int, tok, seed: int, hq_only: bool = False,
+                    tasks_per_pair: int = 2) -> list[tuple[list[int], int]]:
+    rng = random.Random(seed)
+    records = cache["splits"][split]
+    if hq_only:
+        records = [r for r in records if r.get("hq", True)]
+    tasks = TASKS[min(phase, 2)]
+    seqs = []
+    for src, tgt in pairs_of(records):
+        chosen = rng.sample(tasks, k=min(tasks_per_pair, len(tasks)))
+        if phase >= 2 and not any(t in ("quality", "performance", "direct") for t in chosen):
+            chosen[0] = rng.choice(("quality", "performance", "direct"))
+        seqs += [build_sequence(t, src, tgt, tok, cache["mean_rate"]) for t in chosen]
+    rng.shuffle(seqs)
+    return seqs
+
+
+def pack(seqs: list[tuple[list[int], int]], max_tokens: int, pad_id: int) -> list[dict]:
+    """First-fit packing into rows of at most `max_tokens`; a longer sequence gets its own row."""
+    rows: list[list[tuple[list[int], int]]] = []
+    room: list[int] = []
+    for seq in sorted(seqs, key=lambda s: -len(s[0])):
+        n = len(seq[0])
+        for i, free in enumerate(room):
+            if n <= free:
+                rows[i].append(seq)
+                room[i] -= n
+                break
+        else:
+            rows.append([seq])
+            room.append(max(0, max_tokens - n))
+    out = []
+    for row in rows:
+        ids, labels, pos, seg = [], [], [], []
+        for k, (seq, n_prompt) in enumerate(row):
+            ids += seq
+            labels += [-100] * n_prompt + seq[n_prompt:]
+            pos += list(range(len(seq)))
+            seg += [k] * len(seq)
+        out.append({"input_ids": ids, "labels": labels, "position_ids": pos, "segment_ids": seg})
+    return out
+
+
+def collate_rows(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(r["input_ids"]) for r in rows)
+    fill = {"input_ids": pad_id, "labels": -100, "position_ids": 0, "segment_ids": -1}
+    return {key: torch.tensor([r[key] + [v] * (width - len(r[key])) for r in rows], dtype=torch.long)
+            for key, v in fill.items()}
+
+
+class PackedRows(torch.utils.data.Dataset):
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
+def packed_loader(cfg, tok, train: bool, epoch: int = 0):
+    cache = load_cache(cfg.cache)
+    seqs = epoch_sequences(cache, cfg.split, cfg.phase, tok, seed=cfg.seed + epoch, hq_only=cfg.hq_only)
+    rows = pack(seqs, cfg.max_tokens_per_row, tok.pad_id)
+    return torch.utils.data.DataLoader(PackedRows(rows), batch_size=cfg.rows_per_batch, shuffle=train and cfg.shuffle,
+                                       collate_fn=lambda b: collate_rows(b, tok.pad_id))
