@@ -9,8 +9,8 @@ keeps voicing decisions intact), and correlated:
 - F0: over frames voiced in both, on a semitone scale (12 log2 f0: equal musical intervals count
   equally at any register, so a female source and male output are compared fairly);
 - energy: frame RMS in dB over all frames of the region.
-A correlation needs at least `MIN_FRAMES` frames and some variation in both contours; otherwise
-it is undefined (None), never a made-up 0.
+A correlation needs at least `MIN_FRAMES` frames and some variation in both contours
+(`MIN_STD`); otherwise it is undefined (None), never a made-up 0.
 """
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ from dragoman.nodes.eval.pitch import PitchTrack, frame_energy_db, track_pitch
 SPEECH_RANGE_DB = 40.0
 # 10 frames = 0.1 s of common voiced speech: fewer and one glitch decides the correlation.
 MIN_FRAMES = 10
+# A contour flatter than this has no shape to compare: correlating it would correlate tracker
+# jitter (about 1 cent on a steady synthetic tone) or frame-level noise.
+MIN_STD = {"f0": 0.1, "energy": 0.5}  # semitones, dB
 
 
 @dataclasses.dataclass
@@ -43,16 +46,16 @@ class Contours:
         return slice(int(loud[0]), int(loud[-1]) + 1) if len(loud) else slice(0, 0)
 
 
-def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Pearson r, or None when either side is (numerically) constant or too short."""
+def pearson(a: np.ndarray, b: np.ndarray, min_std: float = 1e-9) -> float | None:
+    """Pearson r, or None when the inputs are shorter than MIN_FRAMES or either one's standard
+    deviation is under `min_std`."""
     if len(a) < MIN_FRAMES or len(a) != len(b):
         return None
     a = a - a.mean()
     b = b - b.mean()
-    da, db = float(np.sqrt(np.sum(a * a))), float(np.sqrt(np.sum(b * b)))
-    if da < 1e-9 * max(1.0, len(a)) or db < 1e-9 * max(1.0, len(b)):
+    if a.std() < min_std or b.std() < min_std:
         return None
-    return float(np.clip(np.sum(a * b) / (da * db), -1.0, 1.0))
+    return float(np.clip(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)), -1.0, 1.0))
 
 
 def _nearest(n_from: int, n_to: int) -> np.ndarray:
@@ -69,11 +72,11 @@ def contour_correlations(src: Contours, out: Contours) -> tuple[float | None, fl
         return None, None
     i_s = rs.start + _nearest(n_s, n)
     i_o = ro.start + _nearest(n_o, n)
-    energy_r = pearson(src.energy_db[i_s], out.energy_db[i_o])
+    energy_r = pearson(src.energy_db[i_s], out.energy_db[i_o], MIN_STD["energy"])
     both = src.pitch.voiced[i_s] & out.pitch.voiced[i_o]
     f0_r = None
     if both.sum() >= MIN_FRAMES:
         semis_s = 12 * np.log2(src.pitch.f0[i_s][both])
         semis_o = 12 * np.log2(out.pitch.f0[i_o][both])
-        f0_r = pearson(semis_s, semis_o)
+        f0_r = pearson(semis_s, semis_o, MIN_STD["f0"])
     return f0_r, energy_r
