@@ -96,6 +96,8 @@ def train(cfg: DictConfig):
     from dragoman.nodes.registry import resolve_node_class
 
     cls = resolve_node_class(cfg.node, where="training config")
+    if hasattr(cls, "prepare_training_config"):
+        cfg = cls.prepare_training_config(cfg)  # e.g. the translator's vocabulary from its token cache
     run_dir = Path(cfg.exp.dir) / cfg.exp.name
     pl.seed_everything(int(cfg.get("seed", 0)), workers=True)
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tb", version="")

@@ -99,6 +99,25 @@ class Translator(TrainableNode):
         return {"request": T.generation_request()}, {"result": T.generation_result()}
 
     @classmethod
+    def prepare_training_config(cls, cfg):
+        """Fill the vocabulary (characters, codebook sizes) from the token cache unless the
+        model starts from a checkpoint or an HF directory, and set every data split's phase."""
+        from omegaconf import open_dict
+
+        from dragoman.nodes.translator_data import load_cache
+
+        with open_dict(cfg):
+            for key in ("train_ds", "validation_ds"):
+                if cfg.model.get(key) is not None:
+                    cfg.model[key].phase = int(cfg.phase)
+                    cfg.model[key].hq_only = int(cfg.phase) >= 3 and key == "train_ds"
+            if not cfg.get("init_from") and not cfg.model.get("init_from"):
+                cache = load_cache(cfg.model.train_ds.cache)
+                cfg.model.text_chars = list(cache["text_chars"])
+                cfg.model.tokens = dict(cache["token_counts"])
+        return cfg
+
+    @classmethod
     def from_graph_spec(cls, spec, where: str, device: str | None = None):
         if spec.weights:
             node = cls({"hf_dir": str(spec.weights)})

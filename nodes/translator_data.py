@@ -178,3 +178,64 @@ def packed_loader(cfg, tok, train: bool, epoch: int = 0):
     rows = pack(seqs, cfg.max_tokens_per_row, tok.pad_id)
     return torch.utils.data.DataLoader(PackedRows(rows), batch_size=cfg.rows_per_batch, shuffle=train and cfg.shuffle,
                                        collate_fn=lambda b: collate_rows(b, tok.pad_id))
+
+
+def codebook_size(node) -> int:
+    """Size of the first quantiser inside a tokenizer node (FSQ/VQ modules expose `codebook_size`)."""
+    for module in node.modules():
+        size = getattr(module, "codebook_size", None)
+        if isinstance(size, int) and size > 0:
+            return size
+    raise ValueError(f"{type(node).__name__}: no module exposes codebook_size")
+
+
+def _token_port(node, kind) -> str:
+    """The output port of `node` that carries tokens of `kind` (found by type, not by name)."""
+    for name, t in node.output_types.items():
+        if isinstance(t.elements_type, kind):
+            return name
+    raise ValueError(f"{type(node).__name__} has no output of type {kind.__name__}")
+
+
+def build_cache(manifests: dict[str, str], out: str | Path, speaker, content, semantic, emotion=None,
+                batch_size: int = 16) -> dict:
+    """Run the front nodes over every manifest line once; save and return the token cache."""
+    from tqdm import tqdm
+
+    from dragoman.nodes import types as T
+    from dragoman.nodes.audio.io import read_audio
+    from dragoman.nodes.data.filters import speech_duration
+    from dragoman.nodes.manifest import read_manifest
+
+    stages = [("speaker_tokens", speaker, T.SpeakerTokensType), ("content_tokens", content, T.ContentTokensType),
+              ("semantic_tokens", semantic, T.SemanticTokensType)]
+    if emotion is not None:
+        stages.append(("emotion_tokens", emotion, T.EmotionTokensType))
+    ports = [(key, node, _token_port(node, kind)) for key, node, kind in stages]
+    splits: dict[str, list[dict]] = {}
+    for split, path in manifests.items():
+        rows = read_manifest(path)
+        records = splits.setdefault(split, [])
+        for start in tqdm(range(0, len(rows), batch_size), desc=f"token cache {split}", unit="batch"):
+            chunk = rows[start:start + batch_size]
+            wavs = [read_audio(r["audio_filepath"]) for r in chunk]
+            outputs = {key: node.run(audio=wavs)[port] for key, node, port in ports}
+            for i, row in enumerate(chunk):
+                rec = {k: row[k] for k in ("text", "lang", "pair_id", "speaker", "emotion") if k in row}
+                rec["hq"] = bool(row.get("hq", True))
+                rec["speech_s"] = float(speech_duration(wavs[i].numpy(), 16000))
+                rec.update({key: [int(t) for t in outputs[key][i]] for key, _, _ in ports})
+                records.append(rec)
+    train = splits.get("train") or next(iter(splits.values()))
+    mean_rate = {}
+    for lang in ("zh", "en"):
+        recs = [r for r in train if r["lang"] == lang]
+        chars = sum(len(r["text"].replace(" ", "")) for r in recs)
+        mean_rate[lang] = chars / max(sum(r["speech_s"] for r in recs), 1e-6) if recs else 1.0
+    counts = {"num_global": codebook_size(speaker), "num_glm": codebook_size(content),
+              "num_semantic": codebook_size(semantic), "num_emotion": codebook_size(emotion) if emotion is not None else 0}
+    cache = {"splits": splits, "mean_rate": mean_rate, "token_counts": counts,
+             "text_chars": sorted({c for recs in splits.values() for r in recs for c in r["text"]})}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(cache, out)
+    return cache

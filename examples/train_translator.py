@@ -1,0 +1,41 @@
+"""Train the Translator in UniSS's three phases, NeMo style.
+
+    python examples/train_translator.py stage=cache                      # token cache from the corpus
+    python examples/train_translator.py phase=1 trainer.max_epochs=3     # align text and speech
+    python examples/train_translator.py phase=2 init_from=runs/translator_phase1.nemo
+    python examples/train_translator.py phase=3 init_from=runs/translator_phase2.nemo model.optim.lr=0.0005
+
+Config: nodes/conf/translator.yaml. The cache stage runs the default (committed) speaker, content,
+emotion and semantic tokenizers over the manifests once, so no epoch re-runs an encoder.
+"""
+import torch
+from nemo.core.config import hydra_runner
+from omegaconf import DictConfig
+
+from dragoman.nodes.training import CONF_DIR, train
+
+
+def build_token_cache(cfg: DictConfig) -> None:
+    from dragoman.nodes.content_tokenizer import ContentTokenizer
+    from dragoman.nodes.emotion_tokenizer import EmotionTokenizer
+    from dragoman.nodes.semantic_tokenizer import SemanticTokenizer
+    from dragoman.nodes.speaker_encoder import SpeakerEncoder
+    from dragoman.nodes.translator_data import build_cache
+
+    torch.set_num_threads(2)
+    cache = build_cache(dict(cfg.manifests), cfg.cache, speaker=SpeakerEncoder.default(), content=ContentTokenizer.default(),
+                        semantic=SemanticTokenizer.default(), emotion=EmotionTokenizer.default())
+    sizes = {split: len(recs) for split, recs in cache["splits"].items()}
+    print(f"wrote {cfg.cache}: {sizes} utterances, mean rates {cache['mean_rate']}, token counts {cache['token_counts']}")
+
+
+@hydra_runner(config_path=str(CONF_DIR), config_name="translator")
+def main(cfg: DictConfig) -> None:
+    if cfg.stage == "cache":
+        build_token_cache(cfg)
+    else:
+        train(cfg)
+
+
+if __name__ == "__main__":
+    main()
