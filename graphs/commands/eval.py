@@ -50,7 +50,7 @@ def run(args) -> int:
         print(f"dragoman: warning: {args.manifest}:{skip.line}: skipped ({skip.reason})", file=sys.stderr)
     report = write_report(result, args.out_dir, args.examples) if args.out_dir else None
     if args.json:
-        print(json.dumps(result.summary, ensure_ascii=False))
+        print(json.dumps(result.summary, ensure_ascii=False, allow_nan=False))
     else:
         print(render_text(result.summary))
         if report is not None:

@@ -1,0 +1,68 @@
+"""`dragoman node eval NODE --manifest M [--checkpoint C] [--json]`: measure one node on a manifest.
+
+Each node name maps to one function in `EVALUATORS` (args -> dict of metrics); adding a node's
+evaluation is adding one entry. Metrics and their definitions: `dragoman.nodes.node_eval`.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+
+def _speaker_encoder(args) -> dict:
+    from dragoman.nodes.node_eval import evaluate_speaker_encoder
+
+    return evaluate_speaker_encoder(args.manifest, args.checkpoint, args.limit, args.batch_size)
+
+
+def _content_tokenizer(args) -> dict:
+    from dragoman.nodes.node_eval import evaluate_content_tokenizer
+
+    return evaluate_content_tokenizer(args.manifest, args.checkpoint, args.limit, args.batch_size)
+
+
+def _emotion_tokenizer(args) -> dict:
+    from dragoman.nodes.node_eval import evaluate_emotion_tokenizer
+
+    return evaluate_emotion_tokenizer(args.manifest, args.checkpoint, args.limit, args.batch_size)
+
+
+# node name -> evaluation (args: manifest, checkpoint or None for the default, limit, batch_size)
+EVALUATORS = {
+    "speaker_encoder": _speaker_encoder,
+    "content_tokenizer": _content_tokenizer,
+    "emotion_tokenizer": _emotion_tokenizer,
+}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("node", help="work with one node: evaluate it on a manifest")
+    actions = p.add_subparsers(dest="node_action", metavar="ACTION")
+    p.set_defaults(handler=lambda args: (p.print_help(), 0)[1])
+    ev = actions.add_parser("eval", help="measure a trained node on a manifest (EER, CER, accuracy, probes)")
+    ev.add_argument("node", choices=sorted(EVALUATORS), help="which node")
+    ev.add_argument("--manifest", required=True, help="NeMo-style JSONL manifest of 16 kHz utterances")
+    ev.add_argument("--checkpoint", help=".nemo to evaluate (default: the node's committed checkpoint)")
+    ev.add_argument("--limit", type=int, help="only the first N utterances")
+    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(handler=run_eval)
+
+
+def _finite(value):
+    """JSON has no NaN: report an undefined metric as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def run_eval(args) -> int:
+    result = _finite(EVALUATORS[args.node](args))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {round(value, 4) if isinstance(value, float) else value}")
+    return 0
