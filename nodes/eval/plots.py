@@ -48,18 +48,21 @@ def plot_example(score: UtteranceScore, path: Path) -> Path:
     longest = max(len(w) for w in wavs) / SAMPLE_RATE
     fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     src, tgt = score.item.direction.split("-")
-    for ax, wav, label in zip(axes, wavs, (f"source ({src})", f"output ({tgt})")):
+    tracks = [track_pitch(w) for w in wavs]
+    voiced = np.concatenate([t.f0[t.voiced] for t in tracks])
+    # One F0 scale for both panels, fitted to the voices so intonation is visible.
+    f0_lo, f0_hi = (0.8 * voiced.min(), 1.25 * voiced.max()) if len(voiced) else (50.0, 500.0)
+    for ax, wav, track, label in zip(axes, wavs, tracks, (f"source ({src})", f"output ({tgt})")):
         spec = _log_spectrogram(wav)
         keep = int(spec.shape[0] * _SPEC_MAX_HZ / (SAMPLE_RATE / 2))
         ax.imshow(spec[:keep], origin="lower", aspect="auto", cmap="magma",
                   extent=(0, len(wav) / SAMPLE_RATE, 0, _SPEC_MAX_HZ))
         ax.set_ylabel("frequency (Hz)")
         ax.set_title(f"{label}: {len(wav) / SAMPLE_RATE:.2f} s", loc="left", fontsize=10)
-        track = track_pitch(wav)
         f0 = np.where(track.voiced, track.f0, np.nan)
         twin = ax.twinx()
-        twin.plot(track.times, f0, color="cyan", linewidth=1.5, label="F0")
-        twin.set_ylim(50, 500)
+        twin.plot(track.times, f0, color="cyan", linewidth=2, label="F0")
+        twin.set_ylim(f0_lo, f0_hi)
         twin.set_ylabel("F0 (Hz)", color="tab:cyan")
         ax.set_xlim(0, longest)
     axes[-1].set_xlabel("time (s)")

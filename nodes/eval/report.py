@@ -122,7 +122,7 @@ def write_report(result: EvalResult, out_dir: str | Path, n_examples: int = 3) -
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(result, out, n_examples)
     write_csv(result, out / "per_utterance.csv")
-    (out / "summary.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps(result.summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
     md = out / "report.md"
     md.write_text(render_markdown(result, plots), encoding="utf-8")
     return md
