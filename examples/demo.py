@@ -1,41 +1,44 @@
 """`make demo`: translate the example file with the default model and graph.
 
-Runs `dragoman translate examples/audio/zh_example.wav --to en` with the default graph. While a
-graph of the default model is missing from the library (its nodes are trained by later recipes),
-it runs the most complete real graph available instead — VAD segmentation and stitching — and
-says plainly what is not there yet.
+Runs the default graph (`quality`, zh -> en) on examples/audio/zh_example.wav and prints the
+transcript, the translation and where the output wav went. If the default graph cannot run in
+this build (a trained checkpoint it needs is missing), it says exactly what is missing and runs
+the most complete real graph available instead — VAD segmentation and stitching.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from dragoman.graphs.cli import main as dragoman
-from dragoman.graphs.commands.translate import DEFAULT_GRAPH
-from dragoman.graphs.spec import library_graphs
+from dragoman.graphs.commands.translate import DEFAULT_GRAPH, translate_one
+from dragoman.graphs.runtime import Graph
+from dragoman.nodes.errors import DragomanError
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "audio" / "zh_example.wav"
-OUT = HERE.parent / "out" / "demo_en.wav"
+OUT_DIR = HERE.parent / "out"
 
 
 def main() -> int:
-    if DEFAULT_GRAPH in library_graphs():
-        print(f"translating {SOURCE.name} (zh) -> en with graph '{DEFAULT_GRAPH}'")
-        return dragoman(["translate", str(SOURCE), "--to", "en", "-o", str(OUT)])
-    print(
-        f"NOT THERE YET: the default translation graph '{DEFAULT_GRAPH}' (trained translator + decoder) "
-        "is not in this build, so no translation happens.\n"
-        "Running the most complete real graph instead: 'segment' (load -> VAD segmentation -> stitch back "
-        "at the original offsets)."
-    )
-    code = dragoman(["translate", str(SOURCE), "--graph", "segment", "-o", str(OUT.with_name("demo_segmented.wav")), "--json"])
-    from dragoman.graphs.runtime import Graph
-
-    result = Graph.load("segment").run({"audio_path": [str(SOURCE)]})
-    for start, end in result["spans"][0]:
-        print(f"  speech span {start:6.2f} s - {end:6.2f} s")
-    return code
+    try:
+        graph = Graph.load(DEFAULT_GRAPH, overrides=["target_lang=en"]).setup()
+    except DragomanError as err:
+        print(f"NOT THERE YET: the default graph '{DEFAULT_GRAPH}' cannot run in this build: {err}")
+        print("Running the most complete real graph instead: 'segment' (load -> VAD segmentation -> "
+              "stitch back at the original offsets); no translation happens.")
+        graph = Graph.load("segment").setup()
+        report = translate_one(graph, str(SOURCE), OUT_DIR / "demo_segmented.wav")
+        for start, end in graph.run({"audio_path": [str(SOURCE)]})["spans"][0]:
+            print(f"  speech span {start:6.2f} s - {end:6.2f} s")
+        print(f"wrote {report['output']} ({report['output_duration_s']:.2f} s)")
+        return 0
+    print(f"translating {SOURCE.name} (zh) -> en with graph '{DEFAULT_GRAPH}'")
+    report = translate_one(graph, str(SOURCE), OUT_DIR / "demo_en.wav", target_lang="en")
+    print(f"transcript:  {report['transcript']}")
+    print(f"translation: {report['translation']}")
+    print(f"wrote {report['output']} ({report['output_duration_s']:.2f} s from {report['source_duration_s']:.2f} s "
+          f"of speech, rtf {report['rtf']})")
+    return 0
 
 
 if __name__ == "__main__":
