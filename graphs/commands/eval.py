@@ -16,15 +16,18 @@ import sys
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="score a translate run: BLEU, SLC, speaker/emotion/prosody transfer, RTF")
-    p.add_argument("--manifest", required=True, metavar="RUN.jsonl", help="run manifest written by `dragoman translate`")
+    p.add_argument("--manifest", required=True, metavar="RUN.jsonl",
+                   help="run manifest written by `dragoman translate`")
     p.add_argument("--json", action="store_true", help="print one JSON object with every metric")
-    p.add_argument("-o", "--out-dir", metavar="REPORT_DIR", help="write report.md, per_utterance.csv, summary.json, plots")
+    p.add_argument("-o", "--out-dir", metavar="REPORT_DIR",
+                   help="write report.md, per_utterance.csv, summary.json, plots")
     asr = p.add_mutually_exclusive_group()
     asr.add_argument("--asr-transcripts", metavar="FILE",
                      help="transcripts of the output audio for Speech-BLEU (JSONL {audio, text} or TSV path<TAB>text)")
     asr.add_argument("--recognizer", metavar="NAME[:ARG]", help="registered recogniser for Speech-BLEU")
     p.add_argument("--judge", metavar="NAME", help="speaker-similarity judge (default: resemblyzer, else mfcc-stats)")
-    p.add_argument("--emotion-classifier", metavar="NAME[:ARG]", help="emotion classifier, e.g. emotion-tokenizer:x.nemo")
+    p.add_argument("--emotion-classifier", metavar="NAME[:ARG]",
+                   help="emotion classifier, e.g. emotion-tokenizer:x.nemo")
     p.add_argument("--examples", type=int, default=3, metavar="N", help="utterances drawn in the report (default: 3)")
     p.add_argument("--batch-size", type=int, default=16, help="utterances per judge/recogniser batch (default: 16)")
     p.set_defaults(handler=run)

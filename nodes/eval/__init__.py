@@ -1,8 +1,9 @@
 """Evaluation of speech-to-speech translation runs with the UniSS paper's metrics (DESIGN §9).
 
-`dragoman eval --manifest RUN.jsonl` is the entry point (`dragoman.graphs.commands.eval`); the
-pieces: run manifest format (`run_manifest`), Text/Speech-BLEU (`text_bleu`, `recognizers`),
-SLC and real-time factor (`timing`), F0/energy contours (`pitch`, `prosody`), speaker and
-emotion judges (`speaker_judges`, `emotion`), scoring (`scoring`), report and plots (`report`,
-`plots`). Importing this package is cheap: heavy libraries load inside the functions.
+`dragoman eval --manifest RUN.jsonl` is the entry point (`dragoman.graphs.commands.eval`). The
+pieces: the run manifest format (`run_manifest`), Text-BLEU (`text_bleu`), speech recognition
+for Speech-BLEU (`recognizers`), the YIN pitch tracker (`pitch`), SLC and F0/energy contour
+correlation (`prosody`), speaker and emotion judges (`judges`), scoring and RTF (`scoring`),
+the report folder with its figures (`report`). Importing this package is cheap: heavy libraries
+load inside the functions that need them.
 """

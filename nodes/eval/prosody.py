@@ -1,8 +1,12 @@
-"""Prosody transfer: Pearson correlation of time-normalised F0 and energy contours.
+"""Prosody transfer: duration compliance (SLC-p) and correlation of F0 and energy contours.
 
-Source and output speak different languages with different words, so frames cannot be aligned
-one to one; what can be compared is the shape over the utterance (rising at the end, loud in
-the middle, ...). Both contours are cut to their speech region (first to last frame within
+SLC-p (UniSS, DESIGN §9) is the share of utterances whose output duration is within p of the
+source's: |dur_out / dur_src - 1| <= p, for p = 0.2 and 0.4. The scorer reads durations from
+the audio files' headers (frames / sample rate), never from what the run says it wrote.
+
+For F0 and energy: source and output speak different languages with different words, so frames
+cannot be aligned one to one; what can be compared is the shape over the utterance (rising at
+the end, loud in the middle, ...). Both contours are cut to their speech region (first to last frame within
 `SPEECH_RANGE_DB` of the loudest frame, so leading/trailing silence of different lengths does
 not shift the shapes), then resampled to the shorter of the two lengths by nearest frame (which
 keeps voicing decisions intact), and correlated:
@@ -15,10 +19,16 @@ A correlation needs at least `MIN_FRAMES` frames and some variation in both cont
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import numpy as np
 
 from dragoman.nodes.eval.pitch import PitchTrack, frame_energy_db, track_pitch
+
+SLC_THRESHOLDS = (0.2, 0.4)
+# Ratios are quotients of sample counts; 1e-9 keeps a ratio of exactly 1.2 (19200/16000) inside
+# p = 0.2 despite binary rounding (1.2 - 1 = 0.19999999999999996 but 1 - 0.8 may round up).
+_SLC_EPS = 1e-9
 
 SPEECH_RANGE_DB = 40.0
 # 10 frames = 0.1 s of common voiced speech: fewer and one glitch decides the correlation.
@@ -26,6 +36,18 @@ MIN_FRAMES = 10
 # A contour flatter than this has no shape to compare: correlating it would correlate tracker
 # jitter (about 1 cent on a steady synthetic tone) or frame-level noise.
 MIN_STD = {"f0": 0.1, "energy": 0.5}  # semitones, dB
+
+
+def within(ratio: float, p: float) -> bool:
+    """Is a duration ratio dur_out / dur_src within p of 1 (boundary included)?"""
+    return abs(ratio - 1.0) <= p + _SLC_EPS
+
+
+def slc(ratios: Sequence[float], p: float) -> float | None:
+    """SLC-p: share of `ratios` within p of 1; None for no utterances."""
+    if not ratios:
+        return None
+    return sum(within(r, p) for r in ratios) / len(ratios)
 
 
 @dataclasses.dataclass

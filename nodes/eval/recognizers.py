@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 from dragoman.nodes.errors import DragomanError
-from dragoman.nodes.eval.plugins import Registry
+from dragoman.nodes.eval.judges import Registry
 
 RECOGNIZERS = Registry("recogniser", "dragoman.eval.recognizers")
+# Used when neither transcripts nor a recogniser are given, once something registers it: the
+# ContentTokenizer's recognition head (DESIGN §1), which loads its committed default checkpoint.
+DEFAULT_RECOGNIZER = "content-tokenizer"
 # Utterances compared batched vs alone before a recogniser's output is trusted.
 BATCH_CHECK_ITEMS = 4
 

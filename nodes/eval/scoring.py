@@ -15,18 +15,31 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from dragoman.nodes.audio.io import SAMPLE_RATE, audio_info, read_audio
 from dragoman.nodes.errors import AudioError, DragomanError
-from dragoman.nodes.eval import emotion as emo
-from dragoman.nodes.eval import pitch, text_bleu, timing
-from dragoman.nodes.eval.prosody import MIN_FRAMES, Contours, contour_correlations
-from dragoman.nodes.eval.recognizers import RECOGNIZERS, BatchLeakError, load_transcripts, resolve_key, transcribe_all
+from dragoman.nodes.eval import pitch, text_bleu
+from dragoman.nodes.eval.judges import (
+    EMOTION_CLASSIFIERS,
+    JUDGES,
+    agreement,
+    default_judge_spec,
+    pair_cosines,
+    speaker_baselines,
+)
+from dragoman.nodes.eval.prosody import MIN_FRAMES, SLC_THRESHOLDS, Contours, contour_correlations, slc
+from dragoman.nodes.eval.recognizers import (
+    DEFAULT_RECOGNIZER,
+    RECOGNIZERS,
+    BatchLeakError,
+    load_transcripts,
+    resolve_key,
+    transcribe_all,
+)
 from dragoman.nodes.eval.run_manifest import DIRECTIONS, RunItem, Skipped, load_run
-from dragoman.nodes.eval.speaker_judges import JUDGES, default_judge_spec, pair_cosines, speaker_baselines
 
 DIRECTION_KEYS = ("text_bleu", "speech_bleu", "slc_0.2", "slc_0.4", "speaker_sim", "emotion_agreement",
                   "f0_corr", "energy_corr", "rtf", "n_scored")
@@ -90,15 +103,19 @@ class _Judges:
         if opts.asr_transcripts and opts.recognizer:
             raise DragomanError("give either --asr-transcripts or --recognizer, not both")
         self.transcripts = load_transcripts(opts.asr_transcripts) if opts.asr_transcripts else None
-        self.recognizer = RECOGNIZERS.create(opts.recognizer) if opts.recognizer else None
+        rec_spec = opts.recognizer
+        if not rec_spec and not opts.asr_transcripts and RECOGNIZERS.has(DEFAULT_RECOGNIZER):
+            rec_spec = DEFAULT_RECOGNIZER
+        self.recognizer = RECOGNIZERS.create(rec_spec) if rec_spec else None
         self.recognizer_broken = False
         self.checked_langs: set[str] = set()
         if self.transcripts is None and self.recognizer is None:
             known = ", ".join(RECOGNIZERS.names()) or "none registered yet"
             notes.append(f"speech_bleu: no recogniser; pass --asr-transcripts FILE or --recognizer NAME ({known})")
-        self.emotion = emo.EMOTION_CLASSIFIERS.create(opts.emotion_classifier) if opts.emotion_classifier else None
+        self.emotion = EMOTION_CLASSIFIERS.create(opts.emotion_classifier) if opts.emotion_classifier else None
         if self.emotion is None:
-            notes.append("emotion_agreement: no emotion classifier given (--emotion-classifier emotion-tokenizer:PATH.nemo)")
+            notes.append("emotion_agreement: no emotion classifier given "
+                         "(--emotion-classifier emotion-tokenizer:PATH.nemo)")
         self.emotion_from_labels = bool(items) and all(i.emotion for i in items)
 
     def transcribe(self, scores: list[UtteranceScore], outputs: list, opts: EvalOptions) -> None:
@@ -138,6 +155,7 @@ def evaluate(manifest: str | Path, opts: EvalOptions | None = None) -> EvalResul
     judges = _Judges(opts, items, notes)
     scores: list[UtteranceScore] = []
     src_embeds: list[np.ndarray] = []
+    copies = 0
 
     chunks = [items[i : i + opts.batch_size] for i in range(0, len(items), opts.batch_size)]
     bar = None
@@ -154,6 +172,8 @@ def evaluate(manifest: str | Path, opts: EvalOptions | None = None) -> EvalResul
             except AudioError as err:
                 skipped.append(Skipped(item.line, str(err)))
                 continue
+            if src.shape == out.shape and bool((src == out).all()):
+                copies += 1
             f0_r, energy_r = contour_correlations(Contours.of(src), Contours.of(out))
             chunk_scores.append(UtteranceScore(item, src_s, out_s, f0_r, energy_r))
             sources.append(src)
@@ -172,12 +192,42 @@ def evaluate(manifest: str | Path, opts: EvalOptions | None = None) -> EvalResul
     if bar is not None:
         bar.close()
     skipped.sort(key=lambda s: s.line)
+    if copies:
+        # Copying the source input scores perfectly on every voice, prosody and length metric.
+        notes.append(f"{copies} output(s) are sample-for-sample copies of their source audio")
     if not scores:
         first = "; ".join(f"line {s.line}: {s.reason}" for s in skipped[:2])
         raise DragomanError(f"{manifest}: no line could be scored ({len(skipped)} skipped; {first})")
 
     summary = _summarise(scores, skipped, judges, np.stack(src_embeds), opts, manifest)
     return EvalResult(manifest, summary, scores, skipped)
+
+
+def real_time_factor(pairs: Iterable[tuple[float | None, float]]) -> tuple[float | None, int]:
+    """(sum of seconds / sum of source seconds, utterances counted) over the (seconds, source
+    seconds) pairs whose seconds are known. Pooled, not averaged per utterance, so utterances
+    weigh as much as their audio does; RTF < 1 is faster than real time."""
+    known = [(t, d) for t, d in pairs if t is not None]
+    total_audio = sum(d for _, d in known)
+    if not known or total_audio <= 0:
+        return None, 0
+    return sum(t for t, _ in known) / total_audio, len(known)
+
+
+def stage_timings(rows: Sequence[tuple[dict[str, float], float]]) -> dict[str, dict]:
+    """{stage: {total_s, mean_s, rtf, n}} from (timings, source seconds) per utterance; each
+    stage's RTF is over the utterances that recorded that stage."""
+    stages: dict[str, list[tuple[float, float]]] = {}
+    for timings, src_dur in rows:
+        for stage, seconds in timings.items():
+            stages.setdefault(stage, []).append((seconds, src_dur))
+    out = {}
+    for stage in sorted(stages):
+        vals = stages[stage]
+        total = sum(t for t, _ in vals)
+        rtf, n = real_time_factor(vals)
+        out[stage] = {"total_s": total, "mean_s": total / len(vals), "rtf": rtf, "n": n}
+    return out
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -203,12 +253,12 @@ def _language_free(scores: list[UtteranceScore]) -> dict:
     """The metrics that can be pooled over both directions (everything but BLEU)."""
     ratios = [s.ratio for s in scores]
     out = {"text_bleu": None, "speech_bleu": None}
-    out.update({f"slc_{p}": timing.slc(ratios, p) for p in timing.SLC_THRESHOLDS})
+    out.update({f"slc_{p}": slc(ratios, p) for p in SLC_THRESHOLDS})
     out["speaker_sim"] = _mean([s.speaker_sim for s in scores])
-    out["emotion_agreement"] = emo.agreement([s.source_emotion for s in scores], [s.output_emotion for s in scores])
+    out["emotion_agreement"] = agreement([s.source_emotion for s in scores], [s.output_emotion for s in scores])
     out["f0_corr"] = _mean([s.f0_corr for s in scores])
     out["energy_corr"] = _mean([s.energy_corr for s in scores])
-    out["rtf"] = timing.real_time_factor((s.item.wall_s, s.source_s) for s in scores)[0]
+    out["rtf"] = real_time_factor((s.item.wall_s, s.source_s) for s in scores)[0]
     return out
 
 
@@ -256,7 +306,7 @@ def _summarise(scores, skipped, judges: _Judges, src_embeds, opts: EvalOptions, 
         "speaker_sim_same": same,
         "speaker_sim_diff": diff,
         "speaker_judge": judges.speaker.info.as_dict(),
-        "timings": timing.stage_timings([(s.item.timings, s.source_s) for s in scores]) or None,
+        "timings": stage_timings([(s.item.timings, s.source_s) for s in scores]) or None,
         "by_direction": by_dir,
         "n_scored": len(scores),
         "n_skipped": len(skipped),

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from dragoman.nodes.errors import DragomanError
-from dragoman.nodes.eval.emotion import EMOTION_CLASSIFIERS, agreement
+from dragoman.nodes.eval.judges import EMOTION_CLASSIFIERS, agreement
 
 
 def test_agreement_counts_matching_labels_and_ignores_missing_pairs():

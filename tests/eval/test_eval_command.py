@@ -9,9 +9,9 @@ import pytest
 
 from dragoman.graphs.cli import main
 from dragoman.nodes.audio.io import write_audio
-from dragoman.nodes.eval.emotion import EMOTION_CLASSIFIERS
+from dragoman.nodes.eval.judges import EMOTION_CLASSIFIERS
 from dragoman.nodes.eval.pitch import track_pitch
-from dragoman.nodes.eval.recognizers import RECOGNIZERS, pad_waveforms
+from dragoman.nodes.eval.recognizers import DEFAULT_RECOGNIZER, RECOGNIZERS, pad_waveforms
 from dragoman.nodes.eval.run_manifest import DIRECTIONS
 from dragoman.nodes.eval.scoring import DIRECTION_KEYS, SUMMARY_KEYS
 
@@ -183,13 +183,26 @@ def test_speech_bleu_with_a_registered_recogniser(run_dir, write_run, capsys, re
     registered(RECOGNIZERS, "lookup", lambda arg: LengthLookupRecognizer(table))
     registered(RECOGNIZERS, "leaky", lambda arg: LengthLookupRecognizer(table, masked=False))
     manifest = write_run(folder / "run.jsonl", rows)
-    _, s, _ = _eval(capsys, "--manifest", manifest, "--json", "--judge", "mfcc-stats", "--recognizer", "lookup", "--batch-size", "4")
+    _, s, _ = _eval(capsys, "--manifest", manifest, "--json", "--judge", "mfcc-stats", "--recognizer", "lookup",
+                    "--batch-size", "4")
     assert [s["by_direction"][d]["speech_bleu"] for d in DIRECTIONS] == [pytest.approx(100.0)] * 2
     _, s, _ = _eval(capsys, "--manifest", manifest, "--json", "--judge", "mfcc-stats", "--recognizer", "leaky")
     assert all(s["by_direction"][d]["speech_bleu"] is None for d in DIRECTIONS)
     assert any("padding leaks" in n for n in s["notes"])
     code, _, err = _eval(capsys, "--manifest", manifest, "--recognizer", "nope")
     assert code == 2 and "unknown recogniser 'nope'" in err
+    # once a recogniser is registered under the default name, it is used without flags
+    registered(RECOGNIZERS, DEFAULT_RECOGNIZER, lambda arg: LengthLookupRecognizer(table))
+    _, s, _ = _eval(capsys, "--manifest", manifest, "--json", "--judge", "mfcc-stats")
+    assert s["by_direction"]["en-zh"]["speech_bleu"] == pytest.approx(100.0)
+    assert "recogniser lookup" in s["settings"]["speech_recognition"]
+
+
+def test_outputs_that_copy_the_source_are_flagged(run_dir, write_run, capsys):
+    folder, rows = run_dir
+    copied = [{**r, "output_audio": r["source_audio"]} if i < 2 else r for i, r in enumerate(rows)]
+    _, s, _ = _eval(capsys, "--manifest", write_run(folder / "run.jsonl", copied), "--json", "--judge", "mfcc-stats")
+    assert any("2 output(s) are sample-for-sample copies" in n for n in s["notes"])
 
 
 def test_direct_mode_run_without_output_text(run_dir, write_run, capsys):
@@ -219,7 +232,8 @@ def test_emotion_agreement_with_a_classifier(run_dir, write_run, capsys, registe
     registered(EMOTION_CLASSIFIERS, "pitch-level", lambda arg: PitchLevelClassifier())
     # outputs keep the register (x0.9): the classifier agrees with itself on every line
     manifest = write_run(folder / "run.jsonl", rows)
-    _, s, _ = _eval(capsys, "--manifest", manifest, "--json", "--judge", "mfcc-stats", "--emotion-classifier", "pitch-level")
+    _, s, _ = _eval(capsys, "--manifest", manifest, "--json", "--judge", "mfcc-stats",
+                    "--emotion-classifier", "pitch-level")
     assert s["emotion_agreement"] == pytest.approx(1.0)
     assert s["settings"]["emotion_classifier"]["source_label"] == "classifier on source audio"
     # manifest labels win when every line has one: all "high" -> only the 210 Hz lines agree

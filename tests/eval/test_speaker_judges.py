@@ -7,7 +7,7 @@ import torch
 
 from dragoman.nodes.audio.io import read_audio
 from dragoman.nodes.errors import DragomanError
-from dragoman.nodes.eval.speaker_judges import (
+from dragoman.nodes.eval.judges import (
     JUDGES,
     ResemblyzerJudge,
     default_judge_spec,

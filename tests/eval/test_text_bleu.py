@@ -72,8 +72,9 @@ def test_identical_scores_100_and_shuffled_scores_low():
         "my brother works in a hospital downtown", "the children are playing football in the park",
         "could you speak a little more slowly", "this restaurant serves excellent noodles",
     ]
-    zh = ["今天天气很好", "最近的火车站在哪里", "去年春天我们种了七棵苹果树", "到了酒店请给我打电话",
-          "我哥哥在市中心的一家医院工作", "孩子们在公园里踢足球", "你能说得慢一点吗", "这家餐馆的面条很好吃"]
+    zh = ["今天天气很好", "最近的火车站在哪里", "去年春天我们种了七棵苹果树",
+          "到了酒店请给我打电话", "我哥哥在市中心的一家医院工作", "孩子们在公园里踢足球",
+          "你能说得慢一点吗", "这家餐馆的面条很好吃"]
     for refs, lang in ((en, "en"), (zh, "zh")):
         assert corpus_bleu(refs, refs, lang).score == pytest.approx(100.0)
         shuffled = refs[3:] + refs[:3]  # every output paired with another sentence's reference

@@ -1,7 +1,8 @@
 """SLC-p on constructed duration ratios (boundaries included) and pooled real-time factors."""
 import pytest
 
-from dragoman.nodes.eval.timing import real_time_factor, slc, stage_timings, within
+from dragoman.nodes.eval.prosody import slc, within
+from dragoman.nodes.eval.scoring import real_time_factor, stage_timings
 
 
 def test_slc_counts_ratios_within_p_boundaries_included():
