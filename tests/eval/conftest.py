@@ -1,8 +1,5 @@
-"""Audio made in the test: harmonic tones with known pitch contours, espeak-ng speech when the
-binary is installed, and a writer for run manifests."""
+"""Audio made in the test (harmonic tones with known pitch contours) and a run-manifest writer."""
 import json
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -34,19 +31,6 @@ def tone():
 @pytest.fixture
 def f0_glide():
     return glide
-
-
-def _espeak(text: str, voice: str, path, speed: int = 160) -> None:
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-@pytest.fixture
-def espeak():
-    """espeak(text, voice, path) renders speech; skips the test when espeak-ng is not installed."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
-    return _espeak
 
 
 @pytest.fixture
