@@ -1,7 +1,9 @@
 """EmotionTokenizer node: waveform -> a few emotion/style tokens + an emotion label.
 
 Trained with cross-entropy on the manifest's `emotion` field through the classifier that reads
-only the quantised tokens (see `dragoman.nodes.modules.emotion_net`). Train with
+only the quantised tokens (see `dragoman.nodes.modules.emotion_net`); with `adversary_weight` > 0
+a speaker adversary (classes: `speakers`, filled from the training manifest) keeps the speaker
+out of the tokens, and batches then carry the speaker index as a fourth item. Train with
 `python examples/train_emotion_tokenizer.py`; use alone as
 `EmotionTokenizer.restore_from("x.nemo").run(audio=[wav])`.
 """
@@ -15,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from dragoman.nodes import types as T
 from dragoman.nodes.audio.dataset import LabelledAudioDataset, collate_labelled
+from dragoman.nodes.manifest import read_manifest
 from dragoman.nodes.modules.emotion_net import EmotionNet, EmotionNetConfig
 from dragoman.nodes.trainable import TrainableNode, pad_batch
 
@@ -32,6 +35,8 @@ class AudioDataConfig:
 class EmotionTokenizerConfig:
     net: EmotionNetConfig = dataclasses.field(default_factory=EmotionNetConfig)
     labels: list[str] = dataclasses.field(default_factory=lambda: ["neutral", "happy", "sad", "angry"])
+    speakers: list[str] = dataclasses.field(default_factory=list)  # adversary classes; from train_ds when empty
+    adversary_weight: float = 0.0  # gradient-reversal scale of the speaker adversary (0: none)
     sample_rate: int = 16000
     optim: dict[str, Any] = dataclasses.field(default_factory=lambda: {"name": "adamw", "lr": 2e-3, "weight_decay": 0.01})
     train_ds: Optional[AudioDataConfig] = None
@@ -43,7 +48,15 @@ class EmotionTokenizer(TrainableNode):
     Config = EmotionTokenizerConfig
 
     def __init__(self, cfg=None, trainer=None):
-        super().__init__(cfg, trainer)
+        from omegaconf import DictConfig, OmegaConf
+
+        raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg or {})
+        if raw.get("adversary_weight"):
+            manifest = (raw.get("train_ds") or {}).get("manifest")
+            if not raw.get("speakers") and manifest and manifest != "???":
+                raw["speakers"] = sorted({str(r["speaker"]) for r in read_manifest(manifest) if r.get("speaker")})
+            raw["net"] = dict(raw.get("net") or {}, num_speakers=len(raw.get("speakers") or []))
+        super().__init__(raw, trainer)
         net_cfg = EmotionNetConfig(**{k: (list(v) if k == "fsq_levels" else v) for k, v in self.cfg.net.items()})
         if len(self.cfg.labels) != net_cfg.num_emotions:
             from dragoman.nodes.errors import GraphError
@@ -69,23 +82,57 @@ class EmotionTokenizer(TrainableNode):
 
     # -- training ----------------------------------------------------------------------------
     def make_dataloader(self, cfg, train: bool):
-        dataset = LabelledAudioDataset(cfg.manifest, "emotion", list(self.cfg.labels), cfg.max_seconds)
+        if self._with_adversary():
+            dataset = EmotionSpeakerDataset(cfg.manifest, list(self.cfg.labels), list(self.cfg.speakers), cfg.max_seconds)
+            collate = collate_emotion_speaker
+        else:
+            dataset = LabelledAudioDataset(cfg.manifest, "emotion", list(self.cfg.labels), cfg.max_seconds)
+            collate = collate_labelled
         return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=train and cfg.shuffle,
-                          num_workers=cfg.num_workers, collate_fn=collate_labelled)
+                          num_workers=cfg.num_workers, collate_fn=collate)
+
+    def _with_adversary(self) -> bool:
+        return bool(self.cfg.adversary_weight) and self.cfg.net.get("num_speakers", 0) > 0
 
     def _step(self, batch):
-        wav, lengths, labels = batch
-        logits, _ = self.net(wav, lengths)
+        wav, lengths, labels = batch[:3]
+        codes, _ = self.net.encode(wav, lengths)
+        logits = self.net.classify_codes(codes)
         loss = torch.nn.functional.cross_entropy(logits, labels)
-        acc = (logits.argmax(-1) == labels).float().mean()
-        return loss, acc
+        logs = {"acc": (logits.argmax(-1) == labels).float().mean()}
+        if self.net.adversary is not None and len(batch) > 3 and bool((batch[3] >= 0).all()):
+            adv, adv_acc = self.net.adversary(codes.flatten(1), batch[3], self.cfg.adversary_weight)
+            loss = loss + adv
+            logs.update(adv=adv, adv_acc=adv_acc)
+        return loss, logs
 
     def training_step(self, batch, batch_idx):
-        loss, acc = self._step(batch)
-        self.log_dict({"train_loss": loss, "train_acc": acc}, prog_bar=True, batch_size=len(batch[2]))
+        loss, logs = self._step(batch)
+        self.log_dict({"train_loss": loss} | {f"train_{k}": v for k, v in logs.items()}, prog_bar=True,
+                      batch_size=len(batch[2]))
         return loss
 
     def validation_step(self, batch, batch_idx):
-        loss, acc = self._step(batch)
-        self.log_dict({"val_loss": loss, "val_acc": acc}, prog_bar=True, batch_size=len(batch[2]), sync_dist=True)
+        loss, logs = self._step(batch)
+        self.log_dict({"val_loss": loss} | {f"val_{k}": v for k, v in logs.items()}, prog_bar=True,
+                      batch_size=len(batch[2]), sync_dist=True)
         return loss
+
+
+class EmotionSpeakerDataset(LabelledAudioDataset):
+    """(waveform, emotion index, speaker index) — speaker -1 when not among `speakers`."""
+
+    def __init__(self, manifest: str, labels: list[str], speakers: list[str], max_seconds: float | None = None):
+        super().__init__(manifest, "emotion", labels, max_seconds)
+        index = {name: i for i, name in enumerate(speakers)}
+        self.speakers = [index.get(row.get("speaker"), -1) for row in self.rows]
+
+    def __getitem__(self, i: int):
+        wav, label = super().__getitem__(i)
+        return wav, label, self.speakers[i]
+
+
+def collate_emotion_speaker(batch):
+    """-> (wav [B, T], lengths [B], emotions [B], speakers [B])."""
+    wav, lengths, labels = collate_labelled([(w, e) for w, e, _ in batch])
+    return wav, lengths, labels, torch.tensor([s for _, _, s in batch], dtype=torch.long)

@@ -24,10 +24,19 @@ BUILTIN_NODES: dict[str, str] = {
     "vad_segmenter": "dragoman.nodes.audio.vad:VadSegmenter",
     "stitcher": "dragoman.nodes.audio.stitcher:Stitcher",
     "emotion_tokenizer": "dragoman.nodes.emotion_tokenizer:EmotionTokenizer",
+    "speaker_encoder": "dragoman.nodes.speaker_encoder:SpeakerEncoder",
+    "content_tokenizer": "dragoman.nodes.content_tokenizer:ContentTokenizer",
     "translator": "dragoman.nodes.translator:Translator",
     "cot_prompter": "dragoman.nodes.controller:CoTPrompter",
     "cot_parser": "dragoman.nodes.controller:CoTParser",
     "task_prompter": "dragoman.nodes.controller:TaskPrompter",
+    "semantic_tokenizer": "dragoman.nodes.semantic_tokenizer:SemanticTokenizer",
+    "decoder": "dragoman.nodes.decoder:Decoder",
+    "wave_decoder": "dragoman.nodes.decoder:WaveDecoder",
+    "uniss_speaker_encoder": "dragoman.nodes.release.uniss_nodes:UniSSSpeakerEncoder",
+    "uniss_semantic_tokenizer": "dragoman.nodes.release.uniss_nodes:UniSSSemanticTokenizer",
+    "uniss_decoder": "dragoman.nodes.release.uniss_nodes:UniSSDecoder",
+    "uniss_content_tokenizer": "dragoman.nodes.release.uniss_nodes:UniSSContentTokenizer",
 }
 
 

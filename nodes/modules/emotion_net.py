@@ -5,7 +5,9 @@ measured, controlled and swapped on its own (DESIGN §1). Log-mel -> 1-D conv st
 masked after every layer, so a batch gives exactly the per-item result) -> masked mean + std
 pooling over time (pitch level/range, energy and rate all show up in these statistics) ->
 `num_tokens` FSQ tokens -> a linear classifier that reads only the quantised codes, so the tokens
-must carry the emotion.
+must carry the emotion. With `num_speakers` > 0 a speaker adversary behind gradient reversal
+reads the same codes (`dragoman.nodes.modules.adversary`): pitch level is both an emotion cue and
+a speaker trait, and without it the tokens also say who is speaking.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from dragoman.nodes.modules.adversary import SpeakerAdversary
 from dragoman.nodes.modules.features import LogMel, length_mask
 from dragoman.nodes.modules.fsq import FSQ
 
@@ -27,6 +30,7 @@ class EmotionNetConfig:
     num_tokens: int = 4
     fsq_levels: list[int] = dataclasses.field(default_factory=lambda: [8, 5, 5, 5])
     num_emotions: int = 4
+    num_speakers: int = 0  # > 0 builds the speaker-adversarial branch
 
 
 class EmotionNet(nn.Module):
@@ -43,6 +47,7 @@ class EmotionNet(nn.Module):
         self.fsq = FSQ(cfg.fsq_levels)
         self.to_latent = nn.Linear(2 * cfg.channels, cfg.num_tokens * self.fsq.dim)
         self.classifier = nn.Linear(cfg.num_tokens * self.fsq.dim, cfg.num_emotions)
+        self.adversary = SpeakerAdversary(cfg.num_tokens * self.fsq.dim, cfg.num_speakers) if cfg.num_speakers > 0 else None
 
     def encode(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """wav [B, T], lengths [B] -> (codes [B, num_tokens, fsq_dim], token ids [B, num_tokens])."""

@@ -1,0 +1,303 @@
+"""ContentTokenizer node: waveform -> 12.5 Hz content tokens + transcript (its CTC head).
+
+The network is `dragoman.nodes.modules.content_net.ContentNet`; the character alphabet of its
+CTC head (`dragoman.nodes.text_units`) is built from the training manifest when the config gives
+none and is stored in the config, so a `.nemo` decodes on its own. Train with
+`python examples/train_content_tokenizer.py`; use alone as
+
+    node = ContentTokenizer.default()              # or .restore_from("x.nemo")
+    node.run(audio=[wav])["content_tokens"]        # [N] ids, 12.5 per second
+    node.transcribe([wav], lang="en")              # the same head as a recogniser
+    node.encoder_features([wav])                   # continuous 25 Hz features (ENCODER_RATE)
+
+Inputs longer than `chunk_seconds` are cut into chunks on token boundaries (1280 samples) and
+their tokens and characters joined: attention over an hour would not fit in memory, and whole
+tokens keep the count at exactly ceil(frames / 8) (documented fallback; segment long audio with
+the VAD node for the best transcripts).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Any, Optional, Sequence
+
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from dragoman.nodes import types as T
+from dragoman.nodes.audio.io import read_audio
+from dragoman.nodes.errors import DragomanError, GraphError
+from dragoman.nodes.input_checks import check_waveforms
+from dragoman.nodes.manifest import read_manifest
+from dragoman.nodes.modules.content_net import TOKEN_RATE, ContentNet, ContentNetConfig
+from dragoman.nodes.modules.features import length_mask
+from dragoman.nodes.modules.fsq import codebook_usage
+from dragoman.nodes.text_units import CharVocab, build_vocab, ctc_greedy
+from dragoman.nodes.trainable import TrainableNode, pad_batch
+
+TOKEN_SAMPLES = 1280  # 16 kHz samples per 12.5 Hz token (8 mel hops of 160)
+ENCODER_RATE = 25.0  # frames per second of encoder_features()
+
+
+@dataclasses.dataclass
+class TranscribedDataConfig:
+    manifest: str = "???"
+    batch_size: int = 16
+    shuffle: bool = True
+    num_workers: int = 0
+    max_seconds: Optional[float] = None
+    bucket: int = 20  # batches per length-sorted bucket: little padding, still shuffled
+
+
+@dataclasses.dataclass
+class ContentTokenizerConfig:
+    net: ContentNetConfig = dataclasses.field(default_factory=ContentNetConfig)
+    vocab: list[str] = dataclasses.field(default_factory=list)  # CTC units; built from train_ds when empty
+    speakers: list[str] = dataclasses.field(default_factory=list)  # adversary classes; from train_ds when empty
+    adversary_weight: float = 0.0  # gradient-reversal scale of the speaker adversary (0: none)
+    sample_rate: int = 16000
+    chunk_seconds: float = 30.0
+    optim: dict[str, Any] = dataclasses.field(default_factory=lambda: {"name": "adamw", "lr": 2e-3, "weight_decay": 0.01})
+    train_ds: Optional[TranscribedDataConfig] = None
+    validation_ds: Optional[TranscribedDataConfig] = None
+
+
+class TranscribedAudioDataset(Dataset):
+    """(waveform, character ids, speaker index) from a manifest with `text`, `lang`, `speaker`."""
+
+    def __init__(self, manifest: str, vocab: CharVocab, speakers: Sequence[str], max_seconds: float | None = None):
+        rows = read_manifest(manifest)
+        if not rows:
+            raise DragomanError(f"{manifest}: manifest is empty")
+        if max_seconds is not None:
+            rows = [r for r in rows if float(r.get("duration", 0.0)) <= max_seconds]
+        self.rows, self.vocab = rows, vocab
+        self.speaker_index = {name: i for i, name in enumerate(speakers)}
+        for number, row in enumerate(rows, start=1):
+            if row.get("lang") not in ("zh", "en") or not isinstance(row.get("text"), str):
+                raise DragomanError(f"{manifest}:{number}: needs `text` and `lang` (zh or en)")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def durations(self) -> list[float]:
+        return [float(r.get("duration", 0.0)) for r in self.rows]
+
+    def __getitem__(self, i: int):
+        row = self.rows[i]
+        ids = torch.tensor(self.vocab.encode(row["text"], row["lang"]), dtype=torch.long)
+        return read_audio(row["audio_filepath"]), ids, self.speaker_index.get(row.get("speaker"), -1)
+
+
+def collate_transcribed(batch):
+    """-> (wav [B, T], lengths [B], targets [B, L] (0-padded), target lengths [B], speakers [B])."""
+    wavs, targets, speakers = zip(*batch)
+    wav, lengths = pad_batch(list(wavs))
+    target = torch.zeros(len(batch), max(1, max(len(t) for t in targets)), dtype=torch.long)
+    for i, t in enumerate(targets):
+        target[i, : len(t)] = t
+    return wav, lengths, target, torch.tensor([len(t) for t in targets]), torch.tensor(speakers, dtype=torch.long)
+
+
+class LengthBucketSampler(torch.utils.data.Sampler):
+    """Shuffled batches of similar duration: chunks of `bucket` batches are sorted by length,
+    cut into batches, and the batches shuffled (same items per epoch, ~half the padding)."""
+
+    def __init__(self, durations: Sequence[float], batch_size: int, bucket: int, shuffle: bool):
+        self.durations, self.batch_size, self.bucket, self.shuffle = list(durations), batch_size, bucket, shuffle
+        self.micro_batch_size = batch_size  # where NeMo's LR schedulers look for the batch size
+
+    def __iter__(self):
+        order = torch.randperm(len(self.durations)).tolist() if self.shuffle else list(range(len(self.durations)))
+        span = self.batch_size * max(1, self.bucket)
+        batches = []
+        for start in range(0, len(order), span):
+            chunk = sorted(order[start : start + span], key=lambda i: self.durations[i])
+            batches += [chunk[j : j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
+        return iter(batches)
+
+    def __len__(self) -> int:
+        return (len(self.durations) + self.batch_size - 1) // self.batch_size
+
+
+class ContentTokenizer(TrainableNode):
+    node_name = "content_tokenizer"
+    Config = ContentTokenizerConfig
+    optional_inputs = frozenset({"language"})
+
+    def __init__(self, cfg=None, trainer=None):
+        from omegaconf import DictConfig, OmegaConf
+
+        raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg or {})
+        manifest = (raw.get("train_ds") or {}).get("manifest")
+        if not raw.get("vocab") or (raw.get("adversary_weight") and not raw.get("speakers")):
+            if not manifest or manifest == "???":
+                raise GraphError("content_tokenizer: config has no `vocab`; give one or a train_ds.manifest to build it from")
+            rows = read_manifest(manifest)
+            raw["vocab"] = raw.get("vocab") or build_vocab(rows)
+            raw["speakers"] = raw.get("speakers") or sorted({str(r["speaker"]) for r in rows if r.get("speaker")})
+        net = dict(raw.get("net") or {})
+        net["vocab_size"] = len(raw["vocab"])
+        net["num_speakers"] = len(raw.get("speakers") or []) if raw.get("adversary_weight") else 0
+        raw["net"] = net
+        self.vocab = CharVocab(raw["vocab"])
+        super().__init__(raw, trainer)
+        self.net = ContentNet(ContentNetConfig(**OmegaConf.to_container(self.cfg.net)))
+        self._val_ids: list[torch.Tensor] = []
+
+    @classmethod
+    def port_types(cls, cfg):
+        return (
+            {"audio": T.audio(cfg.sample_rate), "language": T.language()},
+            {"content_tokens": T.tokens(T.ContentTokensType, TOKEN_RATE),
+             "transcript": T.text()},
+        )
+
+    token_rate = TOKEN_RATE
+
+    @property
+    def codebook_size(self) -> int:
+        return self.net.codebook_size
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor):
+        return self.net(wav, lengths)
+
+    # -- inference ---------------------------------------------------------------------------
+    def _chunks(self, wavs: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
+        size = max(1, int(self.cfg.chunk_seconds * self.cfg.sample_rate) // TOKEN_SAMPLES) * TOKEN_SAMPLES
+        pieces, owner = [], []
+        for i, wav in enumerate(wavs):
+            for start in range(0, wav.shape[0], size):
+                piece = wav[start : start + size]
+                if start == 0 or piece.shape[0] >= self.net.frontend.win:
+                    pieces.append(piece)
+                    owner.append(i)
+        return pieces, owner
+
+    def _greedy(self, log_probs: torch.Tensor, frames: torch.Tensor, langs: Sequence[str | None]) -> list[list[int]]:
+        out = []
+        for row, n, lang in zip(log_probs, frames.tolist(), langs):
+            if lang is not None:
+                allowed = torch.tensor(self.vocab.language_mask(lang), device=row.device)
+                row = row.masked_fill(~allowed, float("-inf"))
+            out.append(ctc_greedy(row[:n].argmax(-1).tolist()))
+        return out
+
+    def _process(self, audio: Sequence[torch.Tensor], langs: Sequence[str | None], sample_rate: int | None = None):
+        wavs = check_waveforms(audio, self.node_name, expected_rate=self.cfg.sample_rate, sample_rate=sample_rate,
+                               min_samples=self.net.frontend.win)
+        pieces, owner = self._chunks(wavs)
+        wav, lengths = pad_batch([p.to(self.device) for p in pieces])
+        codes, ids, n = self.net.encode(wav, lengths)
+        log_probs, frames = self.net.decode_codes(codes, n)
+        chars = self._greedy(log_probs, frames, [langs[i] for i in owner])
+        tokens = [[] for _ in wavs]
+        units = [[] for _ in wavs]
+        for k, i in enumerate(owner):
+            tokens[i].append(ids[k, : int(n[k])].cpu())
+            units[i] += chars[k]
+        return [torch.cat(t) for t in tokens], [self.vocab.decode(u, lang) for u, lang in zip(units, langs)]
+
+    def infer(self, audio, language=None):
+        langs = list(language) if language is not None else [None] * len(audio)
+        tokens, texts = self._process(audio, langs)
+        return {"content_tokens": tokens, "transcript": texts}
+
+    def transcribe(self, wavs: Sequence[torch.Tensor], lang: str | None = None, sample_rate: int | None = None,
+                   batch_size: int = 16) -> list[str]:
+        """Greedy CTC transcripts of 16 kHz mono waveforms (any lengths; batched by length, padding
+        masked). lang 'zh' or 'en' restricts the output alphabet; zh text has no spaces, en text is
+        lowercase words."""
+        return self._batched(wavs, lambda chunk: self._process(chunk, [lang] * len(chunk), sample_rate)[1], batch_size)
+
+    def tokenize(self, wavs: Sequence[torch.Tensor], batch_size: int = 16) -> list[torch.Tensor]:
+        """Content token ids [N] per waveform (12.5 per second)."""
+        return self._batched(wavs, lambda chunk: self._process(chunk, [None] * len(chunk))[0], batch_size)
+
+    def _batched(self, wavs, fn, batch_size: int) -> list:
+        order = sorted(range(len(wavs)), key=lambda i: -int(wavs[i].shape[-1]))
+        out: list = [None] * len(wavs)
+        with self._eval_mode():
+            for start in range(0, len(order), batch_size):
+                index = order[start : start + batch_size]
+                for i, value in zip(index, fn([wavs[i] for i in index])):
+                    out[i] = value
+        return out
+
+    def recognize_tokens(self, ids: Sequence[torch.Tensor], lang: str | None = None) -> list[str]:
+        """Transcripts from content token ids alone (the head that read them in training)."""
+        if not ids:
+            return []
+        with self._eval_mode():
+            batch, lengths = pad_batch([torch.as_tensor(x, dtype=torch.long).to(self.device) for x in ids])
+            try:
+                log_probs, frames = self.net.tokens_to_log_probs(batch, lengths)
+            except ValueError as err:
+                raise DragomanError(f"{self.node_name}: bad content token ids ({err})") from None
+            return [self.vocab.decode(u, lang) for u in self._greedy(log_probs, frames, [lang] * len(ids))]
+
+    def encoder_features(self, wavs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Continuous encoder outputs [F, dim] at ENCODER_RATE (25 Hz), before pooling and
+        quantisation; repeat each frame twice for a 50 Hz stream."""
+        wavs = check_waveforms(wavs, self.node_name, expected_rate=self.cfg.sample_rate, min_samples=self.net.frontend.win)
+        with self._eval_mode():
+            wav, lengths = pad_batch([w.to(self.device) for w in wavs])
+            x, n = self.net.features(wav, lengths)
+            return [x[i, : int(k)].cpu() for i, k in enumerate(n)]
+
+    @contextlib.contextmanager
+    def _eval_mode(self):
+        """What run() does around infer(): eval mode and no autograd, restored afterwards."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            self.train(was_training)
+
+    # -- training ----------------------------------------------------------------------------
+    def make_dataloader(self, cfg, train: bool):
+        dataset = TranscribedAudioDataset(cfg.manifest, self.vocab, list(self.cfg.speakers), cfg.max_seconds)
+        sampler = LengthBucketSampler(dataset.durations(), cfg.batch_size, cfg.bucket, shuffle=train and cfg.shuffle)
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate_transcribed)
+
+    def _losses(self, batch):
+        wav, lengths, targets, target_lengths, speakers = batch
+        out = self.net(wav, lengths)
+        ctc = F.ctc_loss(out["log_probs"].transpose(0, 1), targets, out["frame_lengths"], target_lengths,
+                         blank=0, zero_infinity=True)
+        logs = {"ctc": ctc}
+        loss = ctc
+        if self.net.adversary is not None and bool((speakers >= 0).all()):
+            mask = length_mask(out["token_lengths"], out["codes"].shape[1])
+            adv, acc = self.net.adversary(out["codes"], speakers, self.cfg.adversary_weight, mask)
+            loss = loss + adv
+            logs.update(adv=adv, adv_acc=acc)
+        return loss, logs, out
+
+    def training_step(self, batch, batch_idx):
+        loss, logs, _ = self._losses(batch)
+        self.log_dict({f"train_{k}": v for k, v in logs.items()} | {"train_loss": loss}, prog_bar=True,
+                      batch_size=len(batch[1]))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        from dragoman.nodes.text_units import cer
+
+        loss, logs, out = self._losses(batch)
+        hyps = self._greedy(out["log_probs"], out["frame_lengths"], [None] * len(batch[1]))
+        refs = [t[:n].tolist() for t, n in zip(batch[2], batch[3])]
+        self._val_ids += [ids[:n].cpu() for ids, n in zip(out["ids"], out["token_lengths"])]
+        self.log_dict({"val_loss": loss, "val_cer": cer(hyps, refs)} | {f"val_{k}": v for k, v in logs.items()},
+                      prog_bar=True, batch_size=len(batch[1]), sync_dist=True)
+        return loss
+
+    def on_validation_epoch_end(self):
+        if self._val_ids:
+            usage = codebook_usage(torch.cat(self._val_ids), self.codebook_size)
+            self.log_dict({"val_code_perplexity": usage["perplexity"], "val_used_codes": float(usage["used_codes"])})
+        self._val_ids = []
