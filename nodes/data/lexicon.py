@@ -118,7 +118,7 @@ _NOUN_ROWS = [
     ("pear", "pears", "梨", "个", "fruit", "yellow green big small"),
     ("watermelon", "watermelons", "西瓜", "个", "fruit", "big small"),
     ("egg", "eggs", "鸡蛋", "个", "food", "white brown big small"),
-    ("cake", "cakes", "蛋糕", "块", "food", "big small beautiful"),
+    ("cake", "cakes", "蛋糕", "块", "baked", "big small beautiful"),
     ("cat", "cats", "猫", "只", "animal", "black white brown big small cute"),
     ("dog", "dogs", "狗", "只", "animal", "black white brown big small cute"),
     ("bird", "birds", "鸟", "只", "animal", "red blue yellow black white small beautiful"),
@@ -195,8 +195,10 @@ PEOPLE = {p.key: p for p in [
     _person("lihua", "Li Hua", "李华", "Li Hua", 3),
 ]}
 
-_OBJECTS = "fruit food animal reading writing thing dish container clothing furniture vehicle toy plant ticket device picture"
-_PORTABLE = "fruit food reading thing dish container clothing toy plant ticket device picture"
+_OBJECTS = ("fruit food baked animal reading writing thing dish container clothing furniture vehicle toy plant ticket "
+            "device picture")
+_PORTABLE = "fruit food baked reading thing dish container clothing toy plant ticket device picture"
+_VISIBLE = "fruit baked animal reading thing dish container clothing furniture vehicle toy plant device picture"
 
 
 def _verb(base, third, past, ing, zh, tenses, kinds, imperative=True):
@@ -205,17 +207,18 @@ def _verb(base, third, past, ing, zh, tenses, kinds, imperative=True):
 
 VERBS = {v.key: v for v in [
     _verb("buy", "buys", "bought", "buying", "买", "present past future progressive",
-          "fruit food animal reading thing dish container clothing furniture vehicle toy plant ticket device"),
+          "fruit food baked animal reading thing dish container clothing furniture vehicle toy plant ticket device"),
     _verb("sell", "sells", "sold", "selling", "卖", "present past future progressive",
-          "fruit food animal reading thing container clothing furniture vehicle toy device"),
-    _verb("see", "sees", "saw", "seeing", "看见", "present past", _OBJECTS, imperative=False),
-    _verb("eat", "eats", "ate", "eating", "吃", "present past future progressive", "fruit food"),
+          "fruit food baked animal reading thing container clothing furniture vehicle toy device"),
+    _verb("see", "sees", "saw", "seeing", "看见", "present past", _VISIBLE, imperative=False),
+    _verb("eat", "eats", "ate", "eating", "吃", "present past future progressive", "fruit food baked"),
     _verb("wash", "washes", "washed", "washing", "洗", "present past future progressive",
           "fruit dish clothing vehicle"),
     _verb("draw", "draws", "drew", "drawing", "画", "present past future progressive",
           "fruit animal container clothing furniture vehicle toy plant"),
     _verb("bring", "brings", "brought", "bringing", "带", "present past future", _PORTABLE),
-    _verb("take", "takes", "took", "taking", "拿", "past future", "fruit food reading thing dish container toy ticket"),
+    _verb("take", "takes", "took", "taking", "拿", "past future",
+          "fruit food baked reading thing dish container toy ticket"),
     _verb("find", "finds", "found", "finding", "找到", "past", "animal reading thing container clothing toy ticket device picture",
           imperative=False),
     _verb("lose", "loses", "lost", "losing", "丢", "past", "thing container clothing toy ticket device", imperative=False),
@@ -223,10 +226,10 @@ VERBS = {v.key: v for v in [
     _verb("close", "closes", "closed", "closing", "关上", "past future", "container opening"),
     _verb("read", "reads", "read", "reading", "看", "present past future progressive", "reading"),
     _verb("write", "writes", "wrote", "writing", "写", "present past future progressive", "writing"),
-    _verb("make", "makes", "made", "making", "做", "past future progressive", "food toy"),
+    _verb("make", "makes", "made", "making", "做", "past future progressive", "baked toy"),
     _verb("borrow", "borrows", "borrowed", "borrowing", "借", "past future", "reading thing vehicle"),
     _verb("need", "needs", "needed", "needing", "需要", "present", _PORTABLE, imperative=False),
-    _verb("want", "wants", "wanted", "wanting", "想要", "present", _OBJECTS, imperative=False),
+    _verb("want", "wants", "wanted", "wanting", "想要", "present", _PORTABLE + " animal vehicle", imperative=False),
 ]}
 
 PLACES = {p.key: p for p in [

@@ -8,6 +8,7 @@ evaluation suite's vectorised YIN tracker, a few milliseconds per utterance.
 from __future__ import annotations
 
 import os
+import random
 from collections import defaultdict
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def _mean(values) -> float:
 
 def summarize(rows: list[dict], max_f0: int = 400, progress: bool = True) -> tuple[dict, dict]:
     """(summary, per-utterance prosody by row index). Prosody is measured on at most `max_f0`
-    utterances, taken evenly through the manifest so that every speaker and emotion is seen."""
+    utterances drawn at random (seeded) from the manifest."""
     from tqdm import tqdm
 
     from dragoman.nodes.audio.io import read_audio
@@ -88,8 +89,9 @@ def summarize(rows: list[dict], max_f0: int = 400, progress: bool = True) -> tup
         summary["duration_ratio"] = {"mean": round(float(np.mean(ratios)), 3),
                                      "p05": round(float(np.percentile(ratios, 5)), 3),
                                      "p95": round(float(np.percentile(ratios, 95)), 3)}
-    step = max(1, len(rows) // max(1, max_f0))
-    chosen = list(range(0, len(rows), step))[:max_f0]
+    # A seeded sample, not every k-th line: manifests alternate zh/en lines, so a stride of 2, 4, ...
+    # would measure one language only.
+    chosen = sorted(random.Random(0).sample(range(len(rows)), min(max_f0, len(rows))))
     prosody = {}
     for i in tqdm(chosen, desc="prosody", unit="utt", disable=not progress, leave=False):
         r = rows[i]

@@ -14,7 +14,8 @@ from dragoman.nodes.data.grammar import (FREQUENCY, FUTURE_TIMES, NO_TIME, NOW, 
                                          np_generic, zh_predicate, zh_sentence)
 
 POLARITIES = ["affirm", "affirm", "negate", "ask"]
-OBJECT_KINDS = "fruit food animal reading thing dish container clothing furniture vehicle toy plant device picture".split()
+OBJECT_KINDS = ("fruit food baked animal reading thing dish container clothing furniture vehicle toy plant device "
+                "picture").split()
 
 
 def _pick(rng: random.Random, table: dict, exclude=()):
@@ -240,7 +241,7 @@ def routine(rng):
     return en_sentence(en, False), zh_sentence([subj.zh, t_zh, L.zh_count(hour), "点", zh_verb], False), []
 
 
-GIFT_KINDS = "fruit food reading thing dish container clothing toy plant ticket device picture".split()
+GIFT_KINDS = "fruit food baked reading thing dish container clothing toy plant ticket device picture".split()
 
 
 def give(rng):
@@ -279,7 +280,8 @@ def put(rng):
     """Please put the red book on the table. / 请把红色的书放在桌子上。"""
     surface = rng.choice(sorted(L.SURFACES))
     where_en, where_zh, surface_noun = L.SURFACES[surface]
-    noun = _noun(rng, "fruit food reading thing dish toy plant ticket device picture".split(), exclude=(surface_noun,))
+    noun = _noun(rng, "fruit food baked reading thing dish toy plant ticket device picture".split(),
+                 exclude=(surface_noun,))
     adj = _adj(rng, noun, 0.5)
     mode = rng.choice(["past", "please", "do_not"])
     if mode == "past":
@@ -322,7 +324,7 @@ def like(rng):
         obj_en, obj_zh = "to " + act.base, act.zh
         combos = []
     else:
-        noun = _noun(rng, "fruit food animal reading clothing vehicle toy plant".split())
+        noun = _noun(rng, "fruit food baked animal reading clothing vehicle toy plant".split())
         adj = _adj(rng, noun, 0.5)
         obj_en, obj_zh = np_generic(noun, adj)
         combos = _adj_combo(noun, adj)

@@ -64,7 +64,7 @@ SPEAKERS = {s.name: s for s in [
     Speaker("s02", "f", "f2", 70, 10, 160, 70),
     Speaker("s03", "m", "m3", 58, 20, 175, 65),
     Speaker("s04", "f", "f4", 46, -10, 170, 70),
-    Speaker("s05", "m", "klatt", 36, 10, 155, 70),
+    Speaker("s05", "m", "klatt", 50, 10, 155, 70),
     Speaker("s06", "f", "f1", 80, 20, 180, 65),
     Speaker("s07", "m", "m7", 24, -20, 160, 70),
     Speaker("s08", "f", "f3", 54, 0, 165, 70),
