@@ -8,7 +8,11 @@ Config layout (NeMo style; `nodes/conf/<node>.yaml` holds each node's defaults):
     exp: {dir: runs, name: emotion_tokenizer}
     save_to: runs/emotion_tokenizer.nemo
     init_from: null                  # a .nemo to fine-tune from (weights only)
+    resume_from: null                # a Lightning .ckpt (or `last`): weights + optimizer + loop state
+    fsdp: {...}                      # optional, with trainer.strategy=fsdp (dragoman.nodes.distributed)
 
+Several devices or nodes: `trainer.strategy=ddp|fsdp trainer.devices=N trainer.num_nodes=M`
+(Lightning's launcher and samplers; see dragoman.nodes.distributed and docs/scaling.md).
 Used by `dragoman train` and by the `examples/train_<node>.py` Hydra scripts, so both train the
 same way. Writes TensorBoard logs, the last/best Lightning checkpoints, `curves.png`, and the
 `.nemo` file.
@@ -93,6 +97,7 @@ def train(cfg: DictConfig):
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from dragoman.nodes.distributed import resume_checkpoint, save_trained, trainer_kwargs
     from dragoman.nodes.registry import resolve_node_class
 
     cls = resolve_node_class(cfg.node, where="training config")
@@ -104,14 +109,14 @@ def train(cfg: DictConfig):
     monitor = cfg.get("monitor")
     checkpoint = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True,
                                  monitor=monitor, mode=cfg.get("monitor_mode", "min"), save_top_k=1 if monitor else 0)
-    trainer = pl.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), logger=logger,
+    resume = resume_checkpoint(cfg)
+    trainer = pl.Trainer(**trainer_kwargs(cls, cfg), logger=logger,
                          callbacks=[checkpoint, CurvesPlot(run_dir / "curves.png")], default_root_dir=str(run_dir))
     node = cls(cfg.model, trainer=trainer)
     if cfg.get("init_from"):
         source = cls.restore_from(cfg.init_from)
         node.load_state_dict(source.state_dict())
-    trainer.fit(node, ckpt_path=cfg.get("resume_from"))
-    if trainer.is_global_zero and cfg.get("save_to"):
-        Path(cfg.save_to).parent.mkdir(parents=True, exist_ok=True)
-        node.save_to(str(cfg.save_to))
+    trainer.fit(node, ckpt_path=resume)
+    if cfg.get("save_to"):
+        save_trained(trainer, node, cls, cfg, cfg.save_to)
     return node

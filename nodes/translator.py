@@ -99,6 +99,13 @@ class Translator(TrainableNode):
         return {"request": T.generation_request()}, {"result": T.generation_result()}
 
     @classmethod
+    def fsdp_wrap_modules(cls) -> set[type]:
+        """Layers that `trainer.strategy=fsdp` shards one unit each (dragoman.nodes.distributed)."""
+        from transformers.models.qwen2.modeling_qwen2 import Qwen2DecoderLayer
+
+        return {Qwen2DecoderLayer}
+
+    @classmethod
     def prepare_training_config(cls, cfg):
         """Fill the vocabulary (characters, codebook sizes) from the token cache unless the
         model starts from a checkpoint or an HF directory, and set every data split's phase."""
