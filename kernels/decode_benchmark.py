@@ -104,22 +104,34 @@ def run_decode_benchmark(
     progress: bool = True,
 ) -> dict:
     """Time both decoders; return tokens/s of each, their ratio and the settings."""
-    from tqdm import tqdm
-    from transformers import __version__ as transformers_version
-
-    from dragoman.kernels.decode import StaticDecoder
-    from dragoman.kernels.dispatch import use_reference
-
     shape.check()
-    if min(new_tokens, prompt_tokens, batch, repeats) < 1:
-        raise DragomanError("bench decode: --tokens, --prompt-tokens, --batch and --repeats must be >= 1")
+    if min(new_tokens, prompt_tokens, batch, repeats, threads or 1) < 1:
+        raise DragomanError(
+            "bench decode: --tokens, --prompt-tokens, --batch, --repeats and --threads must be >= 1"
+        )
     if dtype not in _DTYPES:
         raise DragomanError(f"bench decode: --dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DragomanError(f"bench decode: --device {device} asked for, but no CUDA device is available")
+    previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
+    try:
+        return _measure(shape, new_tokens, prompt_tokens, batch, repeats, dev, dtype, seed, progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _measure(
+    shape: DecodeShape, new_tokens: int, prompt_tokens: int, batch: int, repeats: int,
+    dev: torch.device, dtype: str, seed: int, progress: bool,
+) -> dict:
+    from tqdm import tqdm
+    from transformers import __version__ as transformers_version
+
+    from dragoman.kernels.decode import StaticDecoder
+    from dragoman.kernels.dispatch import use_reference
 
     model = build_model(shape, dev, _DTYPES[dtype], seed)
     generator = torch.Generator().manual_seed(seed + 1)
@@ -158,11 +170,12 @@ def run_decode_benchmark(
             seconds, outputs[name] = _timed(fn, dev)
             best[name] = min(best[name], seconds)
 
-    produced = batch * new_tokens
+    # Tokens actually written per side (both should write batch x new_tokens: no eos is set).
+    rate = {name: batch * (out.shape[1] - prompt_tokens) / best[name] for name, out in outputs.items()}
     result = {
-        "ours_tok_s": round(produced / best["ours"], 1),
-        "hf_tok_s": round(produced / best["hf"], 1),
-        "ratio": round(best["hf"] / best["ours"], 2),
+        "ours_tok_s": round(rate["ours"], 1),
+        "hf_tok_s": round(rate["hf"], 1),
+        "ratio": round(rate["ours"] / rate["hf"], 2),
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({platform.machine()})",
         "batch": batch,
         "dtype": dtype,
@@ -176,7 +189,7 @@ def run_decode_benchmark(
         "transformers": transformers_version,
     }
     if "ours_torch_ops" in best:
-        result["ours_torch_ops_tok_s"] = round(produced / best["ours_torch_ops"], 1)
+        result["ours_torch_ops_tok_s"] = round(rate["ours_torch_ops"], 1)
     return result
 
 

@@ -51,7 +51,10 @@ def _register_decode(kinds: argparse._SubParsersAction) -> None:
     p.add_argument("--vocab", type=int, help="vocabulary size")
     p.add_argument("--dtype", help="float32, bfloat16 or float16 (default: the preset's)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    # One intra-op thread by default: at batch 1 a small model's ops are too small to split, and
+    # on a loaded 2-core machine both decoders fell ~10x (1,152 -> 78 tok/s for ours, 476 -> 95
+    # for HF, same run) when torch's 2-thread pool had to wait for a descheduled thread.
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads for both decoders (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed for the weights and the prompt")
     p.set_defaults(handler=_run_decode)
 

@@ -32,7 +32,7 @@ def test_text_report(capsys):
     "args,message",
     [(["--heads", "3"], "--heads 3"), (["--kv-heads", "3"], "--kv-heads 3"),
      (["--preset", "nope"], "unknown --preset"), (["--dtype", "int8"], "--dtype"),
-     (["--tokens", "0"], "--tokens")],
+     (["--tokens", "0"], "--tokens"), (["--threads", "0"], "--threads")],
 )
 def test_bad_options_are_one_line_errors(capsys, args, message):
     assert main(["bench", "decode", *TINY, *args]) == 2
