@@ -105,7 +105,7 @@ def run_decode_benchmark(
 ) -> dict:
     """Time both decoders; return tokens/s of each, their ratio and the settings."""
     shape.check()
-    if min(new_tokens, prompt_tokens, batch, repeats, threads or 1) < 1:
+    if min(new_tokens, prompt_tokens, batch, repeats, 1 if threads is None else threads) < 1:
         raise DragomanError(
             "bench decode: --tokens, --prompt-tokens, --batch, --repeats and --threads must be >= 1"
         )
