@@ -247,7 +247,11 @@ def make_casting(seed: int, speakers=None, unseen_speakers=DEFAULT_UNSEEN_SPEAKE
 def build_corpus(out_dir, n_pairs: int, seed: int = 0, jobs: int = 1, proportions=None, speakers=None,
                  unseen_speakers=DEFAULT_UNSEEN_SPEAKERS, emotions=None, backend: TTSBackend | None = None,
                  recognition: RecognitionFilter | None = None, progress: bool = True) -> dict:
-    """Build the grammar corpus: `n_pairs` kept pairs split by `proportions` (DEFAULT_PROPORTIONS)."""
+    """Build the grammar corpus: `n_pairs` kept pairs split by `proportions` (DEFAULT_PROPORTIONS).
+
+    With `jobs` > 1 the workers are spawned processes, so a script calling this must guard its
+    entry point with `if __name__ == "__main__":` (as for any multiprocessing code).
+    """
     if n_pairs < 1:
         raise DragomanError(f"--pairs must be at least 1 (got {n_pairs})")
     targets = quotas(n_pairs, proportions or DEFAULT_PROPORTIONS)
