@@ -27,11 +27,18 @@ def _emotion_tokenizer(args) -> dict:
     return evaluate_emotion_tokenizer(args.manifest, args.checkpoint, args.limit, args.batch_size)
 
 
+def _codec(args) -> dict:
+    from dragoman.nodes.codec_eval import evaluate_codec
+
+    return evaluate_codec(args.manifest, args.checkpoint, args.limit, args.batch_size)
+
+
 # node name -> evaluation (args: manifest, checkpoint or None for the default, limit, batch_size)
 EVALUATORS = {
     "speaker_encoder": _speaker_encoder,
     "content_tokenizer": _content_tokenizer,
     "emotion_tokenizer": _emotion_tokenizer,
+    "codec": _codec,  # semantic tokenizer + decoder resynthesis; --checkpoint: a decoder .nemo
 }
 
 
