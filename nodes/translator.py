@@ -60,6 +60,7 @@ class TranslatorDataConfig:
     rows_per_batch: int = 8
     shuffle: bool = True
     seed: int = 0
+    defer_setup: bool = True           # loaders need the tokenizer, which exists only after ModelPT.__init__
 
 
 @dataclasses.dataclass

@@ -1,0 +1,170 @@
+"""Under DDP, Lightning swaps a DistributedSampler into every training loader: each node's loader
+must survive that and split into disjoint shards with the same number of steps per rank (a rank
+with an extra step waits forever in the all-reduce). FSDP shards the Translator one decoder
+layer at a time; on CPU the strategy is built and its policy checked, a real run needs GPUs."""
+import json
+import random
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from lightning.pytorch.trainer.states import RunningStage
+# The function Lightning's data connector calls to put the DistributedSampler in a loader.
+from lightning.pytorch.utilities.data import _update_dataloader
+from omegaconf import OmegaConf
+
+from dragoman.nodes.distributed import fsdp_strategy, trainer_kwargs
+from dragoman.nodes.errors import DragomanError
+from dragoman.nodes.training import load_train_config
+from dragoman.nodes.translator import Translator
+
+TINY_LM = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3, "num_attention_heads": 4,
+           "num_key_value_heads": 2, "max_position_embeddings": 1024}
+COUNTS = {"num_global": 16, "num_semantic": 24, "num_glm": 20, "num_emotion": 6}
+TEXTS = {"zh": ["红色的花", "我们去公园", "天气很好", "他在看书", "猫在睡觉"],
+         "en": ["red flowers", "we go to the park", "the weather is fine", "he reads", "the cat sleeps"]}
+
+
+def token_cache(path):
+    """A token cache as `translator_data.build_cache` writes it, with random speech tokens."""
+    rng = random.Random(0)
+
+    def record(lang, k):
+        return {"lang": lang, "text": TEXTS[lang][k], "pair_id": f"p{k}", "speech_s": 1.0 + 0.1 * k, "hq": True,
+                "speaker_tokens": [rng.randrange(16) for _ in range(32)],
+                "content_tokens": [rng.randrange(20) for _ in range(5 + k)],
+                "emotion_tokens": [rng.randrange(6) for _ in range(2)],
+                "semantic_tokens": [rng.randrange(24) for _ in range(8 + 2 * k)]}
+
+    splits = {"train": [record(lang, k) for k in range(5) for lang in ("zh", "en")],
+              "dev": [record(lang, k) for k in range(2) for lang in ("zh", "en")]}
+    chars = sorted({c for recs in splits.values() for r in recs for c in r["text"]})
+    torch.save({"splits": splits, "mean_rate": {"zh": 4.0, "en": 10.0}, "token_counts": COUNTS, "text_chars": chars}, path)
+    return path
+
+
+def translator_training_config(cache, tmp_path, extra=()):
+    cfg = load_train_config("translator", overrides=[
+        f"cache={cache}", *[f"model.lm.{k}={v}" for k, v in TINY_LM.items()], "model.train_ds.max_tokens_per_row=96",
+        "model.train_ds.rows_per_batch=2", "model.validation_ds.rows_per_batch=2", f"exp.dir={tmp_path}", *extra])
+    return Translator.prepare_training_config(cfg)
+
+
+def translator_loader(tmp_path):
+    cfg = translator_training_config(token_cache(tmp_path / "cache.pt"), tmp_path)
+    return Translator(cfg.model).train_dataloader()
+
+
+def audio_manifest(tmp_path, n=14):
+    rows = []
+    for i in range(n):
+        path = tmp_path / f"clip{i}.wav"
+        sf.write(path, (0.2 * np.sin(2 * np.pi * (120 + 20 * i) * np.arange(4000 + 300 * i) / 16000)).astype(np.float32), 16000)
+        rows.append({"audio_filepath": str(path), "duration": (4000 + 300 * i) / 16000, "emotion": "happy",
+                     "speaker": f"s{i % 3}", "text": "ab", "lang": "en"})
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return manifest
+
+
+def emotion_loader(tmp_path):
+    from dragoman.nodes.emotion_tokenizer import EmotionTokenizer
+
+    node = EmotionTokenizer({"net": {"channels": 8, "layers": 1},
+                             "train_ds": {"manifest": str(audio_manifest(tmp_path)), "batch_size": 3}})
+    return node._train_dl
+
+
+def content_loader(tmp_path):
+    from dragoman.nodes.content_tokenizer import ContentTokenizer
+
+    node = ContentTokenizer({"net": {"dim": 32, "heads": 2, "encoder_layers": 1, "fsq_levels": [5, 5, 5]},
+                             "train_ds": {"manifest": str(audio_manifest(tmp_path)), "batch_size": 3, "bucket": 2}})
+    return node._train_dl
+
+
+def shards(loader, world=2):
+    """Batches of dataset indices each rank would train on, as Lightning sets them up."""
+    out = []
+    for rank in range(world):
+        sampler = torch.utils.data.DistributedSampler(loader.dataset, num_replicas=world, rank=rank, shuffle=True, seed=0)
+        sharded = _update_dataloader(loader, sampler, mode=RunningStage.TRAINING)
+        next(iter(sharded))  # the re-built loader still loads and collates
+        out.append([list(batch) for batch in sharded.batch_sampler])
+    return out
+
+
+@pytest.mark.parametrize("make_loader", [
+    translator_loader,
+    emotion_loader,
+    pytest.param(content_loader, marks=pytest.mark.xfail(
+        strict=True, raises=TypeError,
+        reason="ContentTokenizer's LengthBucketSampler is a custom batch sampler Lightning cannot re-build "
+               "around a DistributedSampler")),
+], ids=["translator_packed_rows", "emotion_audio", "content_bucketed_audio"])
+def test_training_loader_splits_into_equal_disjoint_shards(make_loader, tmp_path):
+    loader = make_loader(tmp_path)
+    per_rank = shards(loader)
+    assert len(per_rank[0]) == len(per_rank[1]) > 0
+    seen = [i for rank in per_rank for batch in rank for i in batch]
+    n = len(loader.dataset)
+    assert set(seen) == set(range(n))
+    assert len(seen) - n < 2  # DistributedSampler repeats at most one item to even out the shards
+
+
+def test_fsdp_wraps_each_translator_decoder_layer(tmp_path):
+    from lightning.pytorch.strategies import FSDPStrategy
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2DecoderLayer
+
+    cfg = translator_training_config(token_cache(tmp_path / "cache.pt"), tmp_path, extra=[
+        "trainer.strategy=fsdp", "trainer.precision=bf16-mixed", "fsdp.sharding_strategy=SHARD_GRAD_OP",
+        "fsdp.activation_checkpointing=true"])
+    kwargs = trainer_kwargs(Translator, cfg)
+    strategy = kwargs["strategy"]
+    assert isinstance(strategy, FSDPStrategy) and kwargs["precision"] == "bf16-mixed"
+    assert strategy.sharding_strategy.name == "SHARD_GRAD_OP"
+    node = Translator(cfg.model)
+    # The policy FSDP applies when it wraps the model (the root is always one more unit).
+    chosen = strategy.kwargs["auto_wrap_policy"]._run_policy(node, set(), {})
+    layers = [m for m in node.modules() if isinstance(m, Qwen2DecoderLayer)]
+    assert len(layers) == 3 and set(chosen) == set(layers)
+    checkpointed = strategy._activation_checkpointing_kwargs["auto_wrap_policy"]._run_policy(node, set(), {})
+    assert set(checkpointed) == set(layers)
+
+
+def test_fsdp_options_are_checked():
+    from dragoman.nodes.emotion_tokenizer import EmotionTokenizer
+
+    with pytest.raises(DragomanError, match="unknown option"):
+        fsdp_strategy(Translator, {"shard_everything": True})
+    with pytest.raises(DragomanError, match="names no layers"):
+        fsdp_strategy(EmotionTokenizer, {"activation_checkpointing": True})
+    cfg = OmegaConf.create({"trainer": {"strategy": "ddp", "devices": 2}})
+    assert trainer_kwargs(EmotionTokenizer, cfg) == {"strategy": "ddp", "devices": 2}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="FSDP needs CUDA devices")
+def test_fsdp_bf16_training_on_gpus_saves_a_full_translator(tmp_path):
+    import subprocess
+    import sys
+
+    cache = token_cache(tmp_path / "cache.pt")
+    devices = min(2, torch.cuda.device_count())
+    overrides = [f"cache={cache}", *[f"model.lm.{k}={v}" for k, v in TINY_LM.items()],
+                 "model.train_ds.max_tokens_per_row=96", "model.train_ds.rows_per_batch=2",
+                 "model.validation_ds.rows_per_batch=2", "model.optim.sched.warmup_steps=1", "trainer.max_epochs=6",
+                 "trainer.accelerator=gpu", f"trainer.devices={devices}", "trainer.strategy=fsdp",
+                 "trainer.precision=bf16-mixed", "trainer.enable_progress_bar=false", f"exp.dir={tmp_path}",
+                 f"save_to={tmp_path}/translator.nemo"]
+    out = subprocess.run([sys.executable, "-m", "dragoman.graphs.cli", "train", "translator", *overrides],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    trained = Translator.restore_from(tmp_path / "translator.nemo")
+    cfg = translator_training_config(cache, tmp_path)
+    torch.manual_seed(0)
+    fresh = Translator(cfg.model)
+    batch = next(iter(fresh.val_dataloader()))
+    with torch.no_grad():
+        assert trained._loss(batch)[0] < fresh._loss(batch)[0]
