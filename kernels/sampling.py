@@ -9,13 +9,14 @@ vocabulary (180,407 ids for UniSS) without a second pass.
 
 What stays in torch: the top-k / top-p cut and the draw, run on a short candidate list. A top-p
 cut is a prefix of the tokens sorted by probability; its end is found among the 1,024 most
-probable tokens (`torch.topk`, no full sort) whenever their mass reaches top_p, and only
-otherwise by a full sort. For a trained LM with UniSS's top_p = 0.8 the 1,024 best ids hold that
-mass (a flat random-init model may not; it then takes the full-sort branch, still exact). An
-in-kernel sort of 180k values per step would be a larger and slower kernel for the same result.
+probable tokens (`torch.topk`, no full sort) whenever their mass reaches top_p, the usual case
+for a trained LM whose mass sits on few ids, and otherwise by a full sort (a flat random-init
+model takes that branch; the kept set is the same either way). Sorting 180k values inside the
+kernel would make it far larger for a cut that `topk` finds on a short list.
 
 Draws are inverse-CDF with one uniform number per row from the caller's torch.Generator, so a
-seed fixes the tokens on a device, and the Triton and torch paths draw the same tokens.
+seed fixes the tokens on a device, and the Triton and torch paths draw the same tokens (barring
+a uniform that lands within float rounding of a CDF step).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from dragoman.kernels import decode_attention, rmsnorm, rotary, swiglu
+from dragoman.kernels import decode_attention, rmsnorm, rotary, sampling, swiglu
 from dragoman.kernels.decode import StaticDecoder
 from dragoman.kernels.qwen2_forward import StaticQwen2
 from dragoman.kernels.sampling import SamplingConfig
@@ -99,20 +99,36 @@ def test_sampled_tokens_stay_in_the_models_top_k(model):
     assert not torch.equal(out, _hf(model, ids, max_new_tokens=25))  # it did sample
 
 
-def test_step_through_triton_kernels_matches_torch_step(model, monkeypatch):
-    """The decode step with every op on its Triton launcher (interpreted on CPU) vs on torch."""
+@pytest.fixture
+def triton_everywhere(monkeypatch):
+    """Route every dispatch to its Triton launcher, also for CPU tensors (Triton's interpreter):
+    the decode path a GPU takes, minus the CUDA graph, checked on a machine without one."""
+    for module in (rmsnorm, rotary, swiglu, decode_attention, sampling):
+        monkeypatch.setattr(module, "use_triton", lambda *tensors: True)
+    monkeypatch.setattr(decode_attention, "default_num_splits", lambda *args: 3)
+
+
+def test_step_through_triton_kernels_matches_torch_step(model, request):
     static = StaticQwen2(model)
     static.allocate(2, 64)
-    ids = _prompt(2, 10, seed=10)
-    static.prefill(ids)
+    static.prefill(_prompt(2, 10, seed=10))
     tokens = torch.tensor([3, 250], device=DEVICE)
     position = torch.tensor([10], device=DEVICE)
     want = static.step(tokens, position)
-    for module in (rmsnorm, rotary, swiglu, decode_attention):
-        monkeypatch.setattr(module, "use_triton", lambda *tensors: True)
-    monkeypatch.setattr(decode_attention, "default_num_splits", lambda *args: 3)
-    got = static.step(tokens, position)
+    request.getfixturevalue("triton_everywhere")
+    got = static.step(tokens, position)  # rewrites cache slot 10 with the same keys/values
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_generate_through_triton_kernels(model, request):
+    ids = _prompt(2, 7, seed=13)
+    greedy = SamplingConfig(repetition_penalty=1.3)
+    sampled = SamplingConfig(do_sample=True, temperature=1.3, top_p=0.9, repetition_penalty=1.1)
+    plain = StaticDecoder(model).generate(ids, 6, sampling=sampled, seed=4)
+    request.getfixturevalue("triton_everywhere")
+    decoder = StaticDecoder(model, cuda_graph=False)
+    assert torch.equal(decoder.generate(ids, 6, sampling=greedy), _hf(model, ids, max_new_tokens=6, repetition_penalty=1.3))
+    assert torch.equal(decoder.generate(ids, 6, sampling=sampled, seed=4), plain)
 
 
 def test_rejects_bad_requests(model):
