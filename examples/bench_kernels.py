@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     peak, source = (args.peak_gbs, "--peak-gbs") if args.peak_gbs else peak_gbs(props)
     rows = []
     for case in cases("cuda"):
-        ms = {name: do_bench(fn, return_mode="median") for name, fn in (("triton", case.triton), ("torch", case.torch))}
+        ms = {"triton": do_bench(case.triton, return_mode="median"),
+              "torch": do_bench(case.torch, return_mode="median")}
         gbs = {name: case.bytes_moved / (t * 1e-3) / 1e9 for name, t in ms.items()}
         rows.append({
             "op": case.name, "shape": case.shape, "bytes": case.bytes_moved,
@@ -156,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"device": props.name, "peak_gbs": peak, "peak_source": source, "ops": rows}))
         return 0
     print(f"{props.name}: peak {peak:.0f} GB/s ({source})")
-    print(f"{'op':<22}{'triton GB/s':>12}{'of peak':>9}{'torch GB/s':>12}{'of peak':>9}{'speed-up':>10}  shape")
+    header = f"{'op':<22}{'triton GB/s':>12}{'of peak':>9}{'torch GB/s':>12}{'of peak':>9}{'speed-up':>10}"
+    print(header + "  shape")
     for r in rows:
         print(f"{r['op']:<22}{r['triton_gbs']:>12.0f}{r['triton_peak_fraction']:>9.0%}"
               f"{r['torch_gbs']:>12.0f}{r['torch_peak_fraction']:>9.0%}{r['speedup']:>9.2f}x  {r['shape']}")

@@ -109,7 +109,8 @@ def _attention_merge_kernel(
         mask=s_mask[:, None] & d_mask[None, :], other=0.0,
     )
     out = tl.sum(o * weights[:, None], axis=0) / tl.sum(weights, axis=0)
-    tl.store(out_ptr + b * stride_outb + head * stride_outh + d, out.to(out_ptr.dtype.element_ty), mask=d_mask)
+    out_ptrs = out_ptr + b * stride_outb + head * stride_outh + d
+    tl.store(out_ptrs, out.to(out_ptr.dtype.element_ty), mask=d_mask)
 
 
 def _check(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: torch.Tensor) -> int:

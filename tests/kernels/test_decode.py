@@ -61,7 +61,8 @@ def test_eos_ids_stop_each_row_like_hf(model):
     assert torch.equal(ours, want)
     assert ours.shape[1] < 8 + 30
     # The default pad is the first eos id, as in HF.
-    assert torch.equal(decoder.generate(ids, 30, eos_token_ids=eos), _hf(model, ids, max_new_tokens=30, eos_token_id=list(eos), pad_token_id=eos[0]))
+    want = _hf(model, ids, max_new_tokens=30, eos_token_id=list(eos), pad_token_id=eos[0])
+    assert torch.equal(decoder.generate(ids, 30, eos_token_ids=eos), want)
 
 
 def test_cache_is_reallocated_for_longer_or_wider_requests(model):
@@ -76,7 +77,8 @@ def test_cache_is_reallocated_for_longer_or_wider_requests(model):
 def test_top_k_one_sampling_is_greedy(model):
     ids = _prompt(2, 6, seed=7)
     config = SamplingConfig(do_sample=True, temperature=0.8, top_k=1)
-    assert torch.equal(StaticDecoder(model).generate(ids, 20, sampling=config, seed=1), _hf(model, ids, max_new_tokens=20))
+    ours = StaticDecoder(model).generate(ids, 20, sampling=config, seed=1)
+    assert torch.equal(ours, _hf(model, ids, max_new_tokens=20))
 
 
 def test_sampling_is_seeded(model):
@@ -127,7 +129,8 @@ def test_generate_through_triton_kernels(model, request):
     plain = StaticDecoder(model).generate(ids, 6, sampling=sampled, seed=4)
     request.getfixturevalue("triton_everywhere")
     decoder = StaticDecoder(model, cuda_graph=False)
-    assert torch.equal(decoder.generate(ids, 6, sampling=greedy), _hf(model, ids, max_new_tokens=6, repetition_penalty=1.3))
+    want = _hf(model, ids, max_new_tokens=6, repetition_penalty=1.3)
+    assert torch.equal(decoder.generate(ids, 6, sampling=greedy), want)
     assert torch.equal(decoder.generate(ids, 6, sampling=sampled, seed=4), plain)
 
 

@@ -179,7 +179,8 @@ def test_greedy_ignores_temperature_and_applies_the_penalty():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(temperature=0.0), dict(top_p=0.0), dict(top_p=1.5), dict(top_k=-1), dict(repetition_penalty=0.0)]
+    "kwargs",
+    [dict(temperature=0.0), dict(top_p=0.0), dict(top_p=1.5), dict(top_k=-1), dict(repetition_penalty=0.0)],
 )
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(DragomanError, match="sampling"):
