@@ -63,11 +63,16 @@ def repetition_stop(ids: list[int], max_period: int = 8, min_span: int = 120) ->
 class ControlledDecoder:
     """Runs GenerationRequests for one `Qwen2ForCausalLM` + tokenizer (batch 1 per request)."""
 
-    def __init__(self, lm: torch.nn.Module, tokenizer):
+    def __init__(self, lm: torch.nn.Module, tokenizer, allowed_ids: torch.Tensor | None = None):
         from dragoman.kernels.qwen2_forward import StaticQwen2
 
         self.static = StaticQwen2(lm)
         self.tokenizer = tokenizer
+        # Ids outside `allowed_ids` are never sampled (the translator only trained those rows).
+        self.blocked = None
+        if allowed_ids is not None:
+            self.blocked = torch.ones(self.static.vocab_size, dtype=torch.bool, device=self.static.device)
+            self.blocked[allowed_ids.to(self.static.device)] = False
 
     def _ids(self, names: list[str]) -> list[int]:
         ids = self.tokenizer.convert_tokens_to_ids(list(names))
@@ -101,6 +106,8 @@ class ControlledDecoder:
             if queue:
                 token = queue.pop(0)
             else:
+                if self.blocked is not None:
+                    logits = logits.masked_fill(self.blocked, float("-inf"))
                 token = int(sample(logits, config, seen, generator)[0])
                 sampled += 1
                 if token in forced:

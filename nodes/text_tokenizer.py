@@ -41,6 +41,12 @@ class UnitTokenizer:
     def __len__(self) -> int:
         return len(self.itos)
 
+    def writable_ids(self) -> list[int]:
+        """Ids a translator writes: end, text characters, control, semantic and speed tokens."""
+        keep = [self.eos_id] + [self.stoi[c] for c in self.chars] + [self.stoi[t] for t in U.CONTROL_TOKENS]
+        keep += [i for i, name in enumerate(self.itos) if name.startswith(("<|bicodec_semantic_", "<|speed_"))]
+        return sorted(keep)
+
     def convert_tokens_to_ids(self, names: str | Iterable[str]):
         if isinstance(names, str):
             return self.stoi.get(names, self.unk_id)

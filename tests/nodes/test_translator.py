@@ -43,11 +43,21 @@ def test_packed_rows_do_not_attend_across_samples(cache):
     batch = collate_rows(pack(seqs, 4096, node.tokenizer.pad_id), node.tokenizer.pad_id)
     assert batch["input_ids"].shape[0] == 1  # both sequences share one row
     packed = node(batch["input_ids"], batch["position_ids"], batch["segment_ids"])[0]
-    start = 0
+    start, rows = 0, node.writable_ids()
+    assert packed.shape[-1] == len(rows) < len(node.tokenizer)  # only writable ids are scored
     for ids, _ in sorted(seqs, key=lambda s: -len(s[0])):
-        alone = node.lm(torch.tensor([ids])).logits[0]
+        alone = node.lm(torch.tensor([ids])).logits[0][:, rows]
         torch.testing.assert_close(packed[start:start + len(ids)], alone, atol=1e-5, rtol=1e-4)
         start += len(ids)
+
+
+def test_decoding_never_writes_prompt_only_tokens():
+    node = tiny_translator(seed=2).eval()
+    with torch.no_grad():  # make a prompt-only token the most likely one everywhere
+        node.lm.lm_head.weight[node.tokenizer.convert_tokens_to_ids(U.global_token(0))] *= 50
+    req = GenerationRequest(prompt=[U.START_SEMANTIC], max_new_tokens=20, sampling=Sampling(do_sample=False, repetition_penalty=1.0))
+    ids = node.run(request=[req])["result"][0].ids
+    assert set(ids) <= set(node.writable_ids().tolist())
 
 
 def test_block_causal_mask_shape_and_padding():
