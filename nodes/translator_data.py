@@ -198,13 +198,17 @@ def _token_port(node, kind) -> str:
 
 
 def build_cache(manifests: dict[str, str], out: str | Path, speaker, content, semantic, emotion=None,
-                batch_size: int = 16) -> dict:
-    """Run the front nodes over every manifest line once; save and return the token cache."""
+                batch_size: int = 16, max_seconds: float | None = None) -> dict:
+    """Run the front nodes over every manifest line once; save and return the token cache.
+    Batches hold utterances of similar `duration` (less padding; the nodes mask it), at most
+    `batch_size` of them and, with `max_seconds`, at most that much padded audio; records keep
+    manifest order."""
     from tqdm import tqdm
 
     from dragoman.nodes import types as T
     from dragoman.nodes.audio.io import read_audio
     from dragoman.nodes.data.filters import speech_duration
+    from dragoman.nodes.distributed import bucket_by_length
     from dragoman.nodes.manifest import read_manifest
 
     stages = [("speaker_tokens", speaker, T.SpeakerTokensType), ("content_tokens", content, T.ContentTokensType),
@@ -215,17 +219,19 @@ def build_cache(manifests: dict[str, str], out: str | Path, speaker, content, se
     splits: dict[str, list[dict]] = {}
     for split, path in manifests.items():
         rows = read_manifest(path)
-        records = splits.setdefault(split, [])
-        for start in tqdm(range(0, len(rows), batch_size), desc=f"token cache {split}", unit="batch"):
-            chunk = rows[start:start + batch_size]
+        records: list[dict] = [{} for _ in rows]
+        batches = bucket_by_length(rows, lambda r: float(r.get("duration") or 0.0), max_seconds, batch_size)
+        for batch in tqdm(batches, desc=f"token cache {split}", unit="batch"):
+            chunk = [rows[j] for j in batch]
             wavs = [read_audio(r["audio_filepath"]) for r in chunk]
             outputs = {key: node.run(audio=wavs)[port] for key, node, port in ports}
             for i, row in enumerate(chunk):
-                rec = {k: row[k] for k in ("text", "lang", "pair_id", "speaker", "emotion") if k in row}
+                rec = records[batch[i]]
+                rec.update({k: row[k] for k in ("text", "lang", "pair_id", "speaker", "emotion") if k in row})
                 rec["hq"] = bool(row.get("hq", True))
                 rec["speech_s"] = float(speech_duration(wavs[i].numpy(), 16000))
                 rec.update({key: [int(t) for t in outputs[key][i]] for key, _, _ in ports})
-                records.append(rec)
+        splits[split] = records
     train = splits.get("train") or next(iter(splits.values()))
     mean_rate = {}
     for lang in ("zh", "en"):
