@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -80,6 +81,16 @@ def test_rerun_reuses_finished_files_and_renders_only_missing_ones(tmp_path):
     third = build_corpus(tmp_path, 6, seed=0, proportions=proportions, unseen_speakers=[], backend=ToneBackend(),
                          progress=False)
     assert (third["rendered_utterances"], third["reused_utterances"]) == (1, total - 1)
+
+
+def test_fresh_and_resumed_measurements_are_identical(espeak_corpus, tmp_path):
+    out, _, _ = espeak_corpus
+    again = tmp_path / "again"
+    shutil.copytree(out / "wavs", again / "wavs")
+    first = {s: without_paths(rows) for s, rows in manifests(out).items()}
+    report = build_corpus(again, 12, seed=3, jobs=1, proportions=espeak_corpus[2], progress=False)
+    assert report["rendered_utterances"] == 0
+    assert {s: without_paths(rows) for s, rows in manifests(again).items()} == first
 
 
 def test_a_crash_keeps_finished_wavs_and_leaves_no_manifest(tmp_path):
