@@ -16,7 +16,7 @@ import json
 import sys
 
 DEFAULT_GRAPH = "quality"
-_PARAM_FLAGS = {"to": "target_lang", "mode": "mode", "speed": "speed"}
+_PARAM_FLAGS = {"to": "target_lang", "mode": "mode", "speed": "speed", "weights": "weights"}
 
 
 def register(sub) -> None:
@@ -30,6 +30,7 @@ def register(sub) -> None:
     p.add_argument("--to", choices=["en", "zh"], help="target language")
     p.add_argument("--mode", choices=["quality", "performance", "direct"], help="chain-of-thought mode")
     p.add_argument("--speed", type=float, help="speaking speed 0.1-3.5 (1.0 = the source's pace)")
+    p.add_argument("--weights", metavar="DIR", help="released UniSS directory (graph param `weights`, e.g. --graph uniss_release)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a graph param or node field, e.g. nodes.decoder.restore_from=x.nemo")
     p.add_argument("--trust-graph", action="store_true", help="allow `_target_` classes outside registered nodes")
