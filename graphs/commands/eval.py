@@ -24,7 +24,8 @@ def register(sub) -> None:
     asr = p.add_mutually_exclusive_group()
     asr.add_argument("--asr-transcripts", metavar="FILE",
                      help="transcripts of the output audio for Speech-BLEU (JSONL {audio, text} or TSV path<TAB>text)")
-    asr.add_argument("--recognizer", metavar="NAME[:ARG]", help="registered recogniser for Speech-BLEU")
+    asr.add_argument("--recognizer", metavar="NAME[:ARG]",
+                     help="registered recogniser for Speech-BLEU (default: content-tokenizer when its checkpoint exists; none: off)")
     p.add_argument("--judge", metavar="NAME", help="speaker-similarity judge (default: resemblyzer, else mfcc-stats)")
     p.add_argument("--emotion-classifier", metavar="NAME[:ARG]",
                    help="emotion classifier, e.g. emotion-tokenizer:x.nemo")

@@ -41,6 +41,15 @@ from dragoman.nodes.eval.recognizers import (
 )
 from dragoman.nodes.eval.run_manifest import DIRECTIONS, RunItem, Skipped, load_run
 
+def _default_emotion_classifier():
+    """The committed EmotionTokenizer, when this build has one (it is not independent of the
+    system: the output report labels it so)."""
+    from dragoman.nodes.emotion_tokenizer import EmotionTokenizer
+
+    path = EmotionTokenizer.default_checkpoint()
+    return EMOTION_CLASSIFIERS.create(f"emotion-tokenizer:{path}") if path.is_file() else None
+
+
 DIRECTION_KEYS = ("text_bleu", "speech_bleu", "slc_0.2", "slc_0.4", "speaker_sim", "emotion_agreement",
                   "f0_corr", "energy_corr", "rtf", "n_scored")
 SUMMARY_KEYS = DIRECTION_KEYS[:-1] + ("speaker_sim_same", "speaker_sim_diff", "speaker_judge", "timings",
@@ -103,16 +112,22 @@ class _Judges:
         if opts.asr_transcripts and opts.recognizer:
             raise DragomanError("give either --asr-transcripts or --recognizer, not both")
         self.transcripts = load_transcripts(opts.asr_transcripts) if opts.asr_transcripts else None
-        rec_spec = opts.recognizer
-        if not rec_spec and not opts.asr_transcripts and RECOGNIZERS.has(DEFAULT_RECOGNIZER):
-            rec_spec = DEFAULT_RECOGNIZER
-        self.recognizer = RECOGNIZERS.create(rec_spec) if rec_spec else None
+        off = opts.recognizer == "none"  # explicitly no recogniser, not even the default
+        self.recognizer = RECOGNIZERS.create(opts.recognizer) if opts.recognizer and not off else None
+        if self.recognizer is None and not off and not opts.asr_transcripts and RECOGNIZERS.has(DEFAULT_RECOGNIZER):
+            try:  # the default is used when it can load; asking for it explicitly still fails loudly
+                self.recognizer = RECOGNIZERS.create(DEFAULT_RECOGNIZER)
+            except DragomanError as err:
+                notes.append(f"speech_bleu: default recogniser {DEFAULT_RECOGNIZER} unavailable ({err})")
         self.recognizer_broken = False
         self.checked_langs: set[str] = set()
         if self.transcripts is None and self.recognizer is None:
             known = ", ".join(RECOGNIZERS.names()) or "none registered yet"
             notes.append(f"speech_bleu: no recogniser; pass --asr-transcripts FILE or --recognizer NAME ({known})")
-        self.emotion = EMOTION_CLASSIFIERS.create(opts.emotion_classifier) if opts.emotion_classifier else None
+        emotion_off = opts.emotion_classifier == "none"
+        self.emotion = EMOTION_CLASSIFIERS.create(opts.emotion_classifier) if opts.emotion_classifier and not emotion_off else None
+        if self.emotion is None and not emotion_off:
+            self.emotion = _default_emotion_classifier()
         if self.emotion is None:
             notes.append("emotion_agreement: no emotion classifier given "
                          "(--emotion-classifier emotion-tokenizer:PATH.nemo)")

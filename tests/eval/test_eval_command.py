@@ -47,8 +47,14 @@ def run_dir(tmp_path, tone, f0_glide):
     return tmp_path, rows
 
 
-def _eval(capsys, *args):
+def _eval(capsys, *args, defaults_off=True):
     """(exit code, parsed stdout JSON or None, stderr)."""
+    args = list(args)
+    # Pin the scorers: without this, the committed default checkpoints would be used.
+    if defaults_off and "--recognizer" not in args and "--asr-transcripts" not in args:
+        args += ["--recognizer", "none"]
+    if defaults_off and "--emotion-classifier" not in args:
+        args += ["--emotion-classifier", "none"]
     code = main(["eval", *map(str, args)])
     captured = capsys.readouterr()
     data = json.loads(captured.out) if code == 0 and "--json" in args else None
@@ -193,7 +199,8 @@ def test_speech_bleu_with_a_registered_recogniser(run_dir, write_run, capsys, re
     assert code == 2 and "unknown recogniser 'nope'" in err
     # once a recogniser is registered under the default name, it is used without flags
     registered(RECOGNIZERS, DEFAULT_RECOGNIZER, lambda arg: LengthLookupRecognizer(table))
-    _, s, _ = _eval(capsys, "--manifest", manifest, "--json", "--judge", "mfcc-stats")
+    _, s, _ = _eval(capsys, "--manifest", manifest, "--json", "--judge", "mfcc-stats", "--emotion-classifier", "none",
+                    defaults_off=False)
     assert s["by_direction"]["en-zh"]["speech_bleu"] == pytest.approx(100.0)
     assert "recogniser lookup" in s["settings"]["speech_recognition"]
 
