@@ -58,6 +58,7 @@ class TranslatorDataConfig:
     hq_only: bool = False
     max_tokens_per_row: int = 1024
     rows_per_batch: int = 8
+    tasks_per_pair: int = 1            # sequences drawn per pair direction and epoch
     shuffle: bool = True
     seed: int = 0
     defer_setup: bool = True           # loaders need the tokenizer, which exists only after ModelPT.__init__

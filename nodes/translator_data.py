@@ -174,7 +174,8 @@ class PackedRows(torch.utils.data.Dataset):
 
 def packed_loader(cfg, tok, train: bool, epoch: int = 0):
     cache = load_cache(cfg.cache)
-    seqs = epoch_sequences(cache, cfg.split, cfg.phase, tok, seed=cfg.seed + epoch, hq_only=cfg.hq_only)
+    seqs = epoch_sequences(cache, cfg.split, cfg.phase, tok, seed=cfg.seed + epoch, hq_only=cfg.hq_only,
+                           tasks_per_pair=cfg.tasks_per_pair)
     rows = pack(seqs, cfg.max_tokens_per_row, tok.pad_id)
     return torch.utils.data.DataLoader(PackedRows(rows), batch_size=cfg.rows_per_batch, shuffle=train and cfg.shuffle,
                                        collate_fn=lambda b: collate_rows(b, tok.pad_id))
