@@ -89,7 +89,7 @@ class WhisperVQEncoder(nn.Module):
     def __init__(self, d_model: int, encoder_attention_heads: int, encoder_ffn_dim: int, num_mel_bins: int,
                  max_source_positions: int, quantize_position: int, pooling_position: int, pooling_kernel_size: int,
                  pooling_type: str, quantize_vocab_size: int, quantize_causal_block_size: int | None,
-                 encoder_causal_convolution: bool):
+                 quantize_ema_decay: float | None, encoder_causal_convolution: bool):
         super().__init__()
         conv = CausalConv1d if encoder_causal_convolution else nn.Conv1d
         pad = 0 if encoder_causal_convolution else 1
@@ -101,8 +101,9 @@ class WhisperVQEncoder(nn.Module):
         self.codebook = nn.Embedding(quantize_vocab_size, d_model)
         # Used by layers after the quantiser, which the released encoder does not build.
         self.embed_positions2 = nn.Embedding(math.ceil(max_source_positions / pooling_kernel_size), d_model)
-        self.register_buffer("ema_count", torch.ones(quantize_vocab_size))
-        self.register_buffer("ema_weight", torch.zeros(quantize_vocab_size, d_model))
+        if quantize_ema_decay is not None:  # EMA codebook training state: saved, so a strict load needs it
+            self.register_buffer("ema_count", torch.ones(quantize_vocab_size))
+            self.register_buffer("ema_weight", torch.zeros(quantize_vocab_size, d_model))
         self.pooling_position = pooling_position
         self.kernel = pooling_kernel_size
         self.pool = F.avg_pool1d if pooling_type == "avg" else F.max_pool1d

@@ -134,6 +134,7 @@ class WhisperVQParams:
     pooling_type: str = "avg"
     quantize_vocab_size: int = 16384
     quantize_causal_block_size: Optional[int] = 200
+    quantize_ema_decay: Optional[float] = 0.99
     encoder_causal_convolution: bool = True
 
 
