@@ -18,7 +18,6 @@ names (`decoder.model.1.block.2.block.1.weight`, `prenet.*`, `quantizer.*`,
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -84,7 +83,6 @@ class WaveGenerator(nn.Module):
             width //= 2
         layers += [Snake1d(width), nn.Conv1d(width, d_out, kernel_size=7, padding=3), nn.Tanh()]
         self.model = nn.Sequential(*layers)
-        self.hop = math.prod(rates)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -101,10 +99,6 @@ class BiCodecDecoder(nn.Module):
                                               "out_channels", "condition_dim", "sample_ratios", "use_tanh_at_final")}
         self.prenet = FeatureDecoder(**prenet_args)
         self.decoder = WaveGenerator(**decoder)
-
-    @property
-    def hop(self) -> int:
-        return self.decoder.hop
 
     def check_ids(self, semantic: torch.Tensor, global_ids: torch.Tensor) -> None:
         """ValueError unless one item's semantic ids [T] and global ids [32] can be decoded: an

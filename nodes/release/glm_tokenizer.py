@@ -109,10 +109,6 @@ class WhisperVQEncoder(nn.Module):
         self.pool = F.avg_pool1d if pooling_type == "avg" else F.max_pool1d
         self.block = quantize_causal_block_size
 
-    @property
-    def codebook_size(self) -> int:
-        return self.codebook.weight.shape[0]
-
     def forward(self, features: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = F.gelu(self.conv1(features.to(self.conv1.weight.dtype)))
         x = F.gelu(self.conv2(x)).transpose(1, 2)

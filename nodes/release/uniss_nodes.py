@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 
