@@ -8,7 +8,8 @@ than ignoring it). Text outputs (`transcript`, `translation`) are printed when t
 manifest and appends one line per utterance to `D/run.jsonl` — the format `dragoman eval` reads
 (dragoman.nodes.eval.run_manifest), with `reference_text` from the pair's other side. A line is
 appended only once its wav is written, so a re-run skips finished utterances; bad files are
-reported in `D/errors.jsonl` and the run goes on.
+reported in `D/errors.jsonl` and the run goes on. `--devices N` (and `--num-nodes M` under
+torchrun or SLURM) splits the manifest between processes (dragoman.graphs.distributed_translate).
 """
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def register(sub) -> None:
     p.add_argument("--trust-graph", action="store_true", help="allow `_target_` classes outside registered nodes")
     p.add_argument("--device", default=None, help="torch device for the nodes (default: cpu)")
     p.add_argument("--limit", type=int, help="with --manifest: translate at most N lines")
+    p.add_argument("--devices", type=int, default=1, metavar="N",
+                   help="with --manifest: N processes on this machine, one shard each (--device: cpu or cuda)")
+    p.add_argument("--num-nodes", type=int, default=1, metavar="M",
+                   help="with --manifest: machines taking part (under torchrun or SLURM srun)")
+    p.add_argument("--strategy", choices=["ddp", "ddp_spawn"], default="ddp",
+                   help="how Lightning starts the processes: ddp re-runs this command per device or joins "
+                        "torchrun/srun (default); ddp_spawn starts them from this process")
     p.add_argument("--json", action="store_true", help="print one JSON object per input")
     p.set_defaults(handler=run)
 
@@ -149,6 +157,13 @@ def _manifest(args, graph) -> int:
 
 
 def run(args) -> int:
+    if args.devices * args.num_nodes > 1:
+        from dragoman.graphs.distributed_translate import translate_on_devices
+        from dragoman.nodes.errors import DragomanError
+
+        if not args.manifest:
+            raise DragomanError("--devices/--num-nodes split a --manifest between processes; give --manifest")
+        return translate_on_devices(args)
     graph = load_graph(args)
     graph.setup(device=args.device)
     return _manifest(args, graph) if args.manifest else _files(args, graph)
