@@ -71,7 +71,7 @@ class TranslatorConfig:
     text_chars: list[str] = dataclasses.field(default_factory=list)
     init_from: Optional[str] = None
     hf_dir: Optional[str] = None
-    dtype: str = "auto"                # auto: fp32 on CPU, bf16 on CUDA
+    dtype: str = "auto"                # auto: fp32; graphs ask for bfloat16 when the node runs on CUDA
     optim: dict[str, Any] = dataclasses.field(default_factory=lambda: {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01})
     train_ds: Optional[TranslatorDataConfig] = None
     validation_ds: Optional[TranslatorDataConfig] = None
@@ -129,7 +129,9 @@ class Translator(TrainableNode):
     @classmethod
     def from_graph_spec(cls, spec, where: str, device: str | None = None):
         if spec.weights:
-            node = cls({"hf_dir": str(spec.weights)})
+            # bf16 only when the node will run on CUDA; fp32 on CPU (UNISS_RELEASE item 2).
+            dtype = "bfloat16" if device and str(device).startswith("cuda") else "float32"
+            node = _construct(cls, {"hf_dir": str(spec.weights), "dtype": dtype, **dict(spec.config or {})})
             return node.to(device) if device else node
         return super().from_graph_spec(spec, where, device)
 
@@ -204,6 +206,12 @@ class Translator(TrainableNode):
         return loss
 
 
+def _construct(cls, cfg: dict):
+    """Build outside any frame that calls super(): Lightning's save_hyperparameters walks the
+    caller frames looking for `__init__` arguments and mistakes such a classmethod for one."""
+    return cls(cfg)
+
+
 def block_causal_mask(segment_ids: torch.Tensor) -> torch.Tensor:
     """[B, T] segment ids (-1 = padding) -> [B, 1, T, T] bool mask: a token sees earlier tokens of
     its own sequence only, so packed samples never attend to each other. Padding rows see
@@ -225,8 +233,8 @@ def _fresh_qwen2(cfg, vocab_size: int, pad_id: int, eos_id: int):
 
 
 def _model_dtype(dtype: str):
-    if dtype == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    if dtype == "auto":  # the node is built on CPU; graphs pass an explicit dtype for CUDA
+        return torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
