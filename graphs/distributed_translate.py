@@ -38,7 +38,10 @@ def translate_on_devices(args) -> int:
     device = args.device or "cpu"
     if ":" in device:
         raise DragomanError(f"--device {device}: with --devices give the kind only (cpu or cuda); ranks pick their own")
-    fabric = Fabric(accelerator=device, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy)
+    try:
+        fabric = Fabric(accelerator=device, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy)
+    except (RuntimeError, ValueError) as err:  # e.g. cuda asked for on a machine without GPUs
+        raise DragomanError(f"--device {device} --devices {args.devices}: {str(err).splitlines()[0]}") from None
     # Under Lightning's own launcher (`fabric run`, which sets LT_CLI_USED) the processes exist and
     # Fabric joined them when it was built; launching again is refused.
     started_by_fabric_run = os.environ.get("LT_CLI_USED") == "1"
