@@ -56,6 +56,20 @@ def trainer_kwargs(node_cls: type, cfg) -> dict[str, Any]:
     return kwargs
 
 
+def make_trainer(node_cls: type, cfg, **extra):
+    """The Lightning Trainer of a training config; a setting Lightning rejects (FSDP on CPU, more
+    devices than the machine has) is a one-line error before any process starts."""
+    import lightning.pytorch as pl
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from dragoman.nodes.errors import DragomanError
+
+    try:
+        return pl.Trainer(**trainer_kwargs(node_cls, cfg), **extra)
+    except (MisconfigurationException, RuntimeError, ValueError) as err:
+        raise DragomanError(f"trainer config: {str(err).strip().splitlines()[0]}") from None
+
+
 def resume_checkpoint(cfg) -> str | None:
     """The `resume_from` checkpoint for `trainer.fit(ckpt_path=...)`: a Lightning `.ckpt` file
     (weights, optimizer and scheduler state, loop counters) or `last` (the newest one that this

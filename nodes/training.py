@@ -97,7 +97,7 @@ def train(cfg: DictConfig):
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from dragoman.nodes.distributed import resume_checkpoint, save_trained, trainer_kwargs
+    from dragoman.nodes.distributed import make_trainer, resume_checkpoint, save_trained
     from dragoman.nodes.registry import resolve_node_class
 
     cls = resolve_node_class(cfg.node, where="training config")
@@ -110,8 +110,8 @@ def train(cfg: DictConfig):
     checkpoint = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True,
                                  monitor=monitor, mode=cfg.get("monitor_mode", "min"), save_top_k=1 if monitor else 0)
     resume = resume_checkpoint(cfg)
-    trainer = pl.Trainer(**trainer_kwargs(cls, cfg), logger=logger,
-                         callbacks=[checkpoint, CurvesPlot(run_dir / "curves.png")], default_root_dir=str(run_dir))
+    trainer = make_trainer(cls, cfg, logger=logger, callbacks=[checkpoint, CurvesPlot(run_dir / "curves.png")],
+                           default_root_dir=str(run_dir))
     node = cls(cfg.model, trainer=trainer)
     if cfg.get("init_from"):
         source = cls.restore_from(cfg.init_from)

@@ -14,7 +14,7 @@ from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities.data import _update_dataloader
 from omegaconf import OmegaConf
 
-from dragoman.nodes.distributed import fsdp_strategy, trainer_kwargs
+from dragoman.nodes.distributed import fsdp_strategy, make_trainer, trainer_kwargs
 from dragoman.nodes.errors import DragomanError
 from dragoman.nodes.training import load_train_config
 from dragoman.nodes.translator import Translator
@@ -131,6 +131,13 @@ def test_fsdp_wraps_each_translator_decoder_layer(tmp_path):
     assert len(layers) == 3 and set(chosen) == set(layers)
     checkpointed = strategy._activation_checkpointing_kwargs["auto_wrap_policy"]._run_policy(node, set(), {})
     assert set(checkpointed) == set(layers)
+
+
+def test_fsdp_on_cpu_is_a_one_line_error(tmp_path):
+    cfg = translator_training_config(token_cache(tmp_path / "cache.pt"), tmp_path, extra=["trainer.strategy=fsdp"])
+    with pytest.raises(DragomanError, match="trainer config: .*requires a GPU") as err:
+        make_trainer(Translator, cfg, logger=False)
+    assert "\n" not in str(err.value)
 
 
 def test_fsdp_options_are_checked():
