@@ -95,9 +95,10 @@ def test_devices_without_a_manifest_is_a_one_line_error(corpus):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without GPUs")
 def test_gpus_asked_for_on_a_cpu_machine_is_a_one_line_error(corpus):
-    out = subprocess.run([sys.executable, "-m", "dragoman.graphs.cli", "translate", "--graph", "segment_en.yaml",
-                          "--manifest", "test.jsonl", "--source-lang", "zh", "--to", "en", "--out-dir", "x",
-                          "--device", "cuda", "--devices", "2"], capture_output=True, text=True, timeout=300, cwd=corpus)
+    command = [sys.executable, "-m", "dragoman.graphs.cli", "translate", "--graph", "segment_en.yaml",
+               "--manifest", "test.jsonl", "--source-lang", "zh", "--to", "en", "--out-dir", "x",
+               "--device", "cuda", "--devices", "2"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=corpus)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("dragoman: error: --device cuda --devices 2:")
     assert not (corpus / "x").exists()

@@ -70,7 +70,8 @@ def test_bucketed_token_cache_equals_one_by_one(tmp_path):
             seconds = 0.4 + 0.23 * ((7 * k + len(lang)) % 6)
             t = np.arange(int(16000 * seconds)) / 16000
             path = tmp_path / f"{k}_{lang}.wav"
-            sf.write(path, (amp * np.sin(2 * np.pi * f0 * t) * (np.sin(2 * np.pi * 3 * t) > -0.3)).astype(np.float32), 16000)
+            wav = amp * np.sin(2 * np.pi * f0 * t) * (np.sin(2 * np.pi * 3 * t) > -0.3)
+            sf.write(path, wav.astype(np.float32), 16000)
             rows.append({"audio_filepath": str(path), "duration": seconds, "text": f"{lang} {k}", "lang": lang,
                          "pair_id": k, "speaker": f"s{k % 2}", "emotion": "neutral"})
     manifest = tmp_path / "train.jsonl"

@@ -40,7 +40,8 @@ def token_cache(path):
     splits = {"train": [record(lang, k) for k in range(5) for lang in ("zh", "en")],
               "dev": [record(lang, k) for k in range(2) for lang in ("zh", "en")]}
     chars = sorted({c for recs in splits.values() for r in recs for c in r["text"]})
-    torch.save({"splits": splits, "mean_rate": {"zh": 4.0, "en": 10.0}, "token_counts": COUNTS, "text_chars": chars}, path)
+    torch.save({"splits": splits, "mean_rate": {"zh": 4.0, "en": 10.0}, "token_counts": COUNTS, "text_chars": chars},
+               path)
     return path
 
 
@@ -60,7 +61,8 @@ def audio_manifest(tmp_path, n=14):
     rows = []
     for i in range(n):
         path = tmp_path / f"clip{i}.wav"
-        sf.write(path, (0.2 * np.sin(2 * np.pi * (120 + 20 * i) * np.arange(4000 + 300 * i) / 16000)).astype(np.float32), 16000)
+        wav = 0.2 * np.sin(2 * np.pi * (120 + 20 * i) * np.arange(4000 + 300 * i) / 16000)
+        sf.write(path, wav.astype(np.float32), 16000)
         rows.append({"audio_filepath": str(path), "duration": (4000 + 300 * i) / 16000, "emotion": "happy",
                      "speaker": f"s{i % 3}", "text": "ab", "lang": "en"})
     manifest = tmp_path / "train.jsonl"
@@ -88,7 +90,8 @@ def shards(loader, world=2):
     """Batches of dataset indices each rank would train on, as Lightning sets them up."""
     out = []
     for rank in range(world):
-        sampler = torch.utils.data.DistributedSampler(loader.dataset, num_replicas=world, rank=rank, shuffle=True, seed=0)
+        sampler = torch.utils.data.DistributedSampler(loader.dataset, num_replicas=world, rank=rank, shuffle=True,
+                                                      seed=0)
         sharded = _update_dataloader(loader, sampler, mode=RunningStage.TRAINING)
         next(iter(sharded))  # the re-built loader still loads and collates
         out.append([list(batch) for batch in sharded.batch_sampler])
