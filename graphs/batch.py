@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dragoman.nodes.errors import DragomanError
-from dragoman.nodes.manifest import append_row, iter_manifest, read_manifest
+from dragoman.nodes.manifest import append_row, drop_torn_tail, iter_manifest, read_manifest
 
 
 def plan(manifest: str, source_lang: str, target_lang: str) -> list[dict]:
@@ -54,6 +54,7 @@ def translate_manifest(graph, manifest: str, source_lang: str, target_lang: str,
     jobs = plan(manifest, source_lang, target_lang)[:limit]
     rank, world = shard
     jobs = jobs[rank::world]
+    drop_torn_tail(run_path)  # a killed run may have left half a line: that utterance is redone
     finished = done_ids(run_path)
     done = failed = 0
     for job in tqdm(jobs, desc=f"translate {source_lang}->{target_lang}", unit="utt"):

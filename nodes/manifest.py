@@ -63,6 +63,20 @@ def write_manifest(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     return p
 
 
+def drop_torn_tail(path: str | os.PathLike) -> bool:
+    """Cut a last line that a killed writer left without its newline (True if one was cut), so
+    the next append starts on a line of its own instead of gluing onto the torn one."""
+    p = Path(path)
+    if not p.is_file() or p.stat().st_size == 0:
+        return False
+    with p.open("rb+") as fh:
+        data = fh.read()
+        if data.endswith(b"\n"):
+            return False
+        fh.truncate(data.rfind(b"\n") + 1)
+    return True
+
+
 def append_row(path: str | os.PathLike, row: dict) -> None:
     """Append one complete line and flush it (resumable jobs call this per finished item)."""
     p = Path(path)

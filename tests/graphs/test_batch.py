@@ -51,3 +51,18 @@ def test_bad_file_is_recorded_and_a_rerun_skips_finished_lines(tmp_path):
     assert sorted(r["id"] for r in lines) == ["0_zh", "1_zh", "2_zh"]
     for row in lines:
         assert sf.info(row["output_audio"]).frames > 0 and row["reference_text"].startswith("en sentence")
+
+
+def test_a_torn_last_line_is_redone_not_glued(tmp_path):
+    manifest = corpus(tmp_path)
+    (tmp_path / "p1_zh.wav").unlink()
+    speechy(tmp_path / "p1_zh.wav", 1.2, 150)
+    graph = Graph.load("segment").setup()
+    out = tmp_path / "run"
+    translate_manifest(graph, str(manifest), "zh", "en", str(out), limit=2)
+    run = out / "run.jsonl"
+    text = run.read_text()
+    run.write_text(text[: text.rindex('{"id"') + 40])  # killed while writing the second line
+    translate_manifest(graph, str(manifest), "zh", "en", str(out))
+    lines = read_manifest(run)
+    assert sorted(r["id"] for r in lines) == ["0_zh", "1_zh", "2_zh"]
