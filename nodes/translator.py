@@ -109,8 +109,9 @@ class Translator(TrainableNode):
 
     @classmethod
     def prepare_training_config(cls, cfg):
-        """Fill the vocabulary (characters, codebook sizes) from the token cache unless the
-        model starts from a checkpoint or an HF directory, and set every data split's phase."""
+        """Fill the vocabulary (characters, codebook sizes) from the token cache unless the model
+        starts from an HF directory, and set every data split's phase. A later phase that
+        fine-tunes the previous phase's .nemo (top-level init_from) gets the same vocabulary."""
         from omegaconf import open_dict
 
         from dragoman.nodes.translator_data import load_cache
@@ -120,7 +121,7 @@ class Translator(TrainableNode):
                 if cfg.model.get(key) is not None:
                     cfg.model[key].phase = int(cfg.phase)
                     cfg.model[key].hq_only = int(cfg.phase) >= 3 and key == "train_ds"
-            if not cfg.get("init_from") and not cfg.model.get("init_from"):
+            if not cfg.model.get("init_from") and not cfg.model.get("hf_dir"):  # HF vocabularies come from their dir
                 cache = load_cache(cfg.model.train_ds.cache)
                 cfg.model.text_chars = list(cache["text_chars"])
                 cfg.model.tokens = dict(cache["token_counts"])
