@@ -102,6 +102,10 @@ class TrainableNode(PortsMixin, ModelPT):
         except Exception as err:  # NeMo raises a mix of types for truncated or foreign archives
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise CheckpointError(f"{path}: cannot restore {cls.__name__} ({first})") from None
+        finally:
+            # NeMo clears its global "being restored" flag only when a restore succeeds; left set,
+            # every later ModelPT in the process would skip its data-loader setup.
+            cls._set_model_restore_state(is_being_restored=False)
         if not return_config and not isinstance(restored, cls):
             raise CheckpointError(f"{path}: holds a {type(restored).__name__}, not a {cls.__name__}")
         return restored

@@ -108,6 +108,16 @@ def test_restore_errors_are_one_line(tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_a_failed_restore_does_not_poison_later_nodes(tmp_path, manifest):
+    empty_tar = tmp_path / "empty.nemo"
+    with tarfile.open(empty_tar, "w"):
+        pass
+    with pytest.raises(CheckpointError):
+        EmotionTokenizer.restore_from(empty_tar)
+    node = EmotionTokenizer(dict(TINY, train_ds={"manifest": str(manifest), "batch_size": 4}))
+    assert node._train_dl is not None  # NeMo would skip data setup while it thinks a restore runs
+
+
 def test_restore_refuses_pickled_objects(tmp_path):
     """A .nemo whose weights file holds a pickled Python object (not just tensors) is refused."""
     node = EmotionTokenizer(TINY)
