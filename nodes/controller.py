@@ -28,16 +28,6 @@ OTHER = {"zh": "en", "en": "zh"}
 
 
 @dataclasses.dataclass
-class SamplingConfig:
-    do_sample: bool = True
-    temperature: float = 0.7
-    top_p: float = 0.8
-    top_k: int = 0
-    repetition_penalty: float = 1.1
-    seed: int = 0
-
-
-@dataclasses.dataclass
 class PrompterConfig:
     mode: str = "quality"
     target_lang: str = "en"
@@ -47,7 +37,7 @@ class PrompterConfig:
     mean_rate: dict[str, float] = dataclasses.field(default_factory=lambda: {"zh": 4.0, "en": 13.0})
     use_emotion: bool = True
     force_header: bool = True
-    sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
+    sampling: Sampling = dataclasses.field(default_factory=Sampling)
     # Budget: speech at 50 Hz for up to `max_length_ratio` x the source duration, plus text.
     max_length_ratio: float = 2.5
     text_budget: int = 200
@@ -176,7 +166,7 @@ class TaskPrompterConfig:
     source_lang: Optional[str] = None
     speed: float = 1.0
     use_emotion: bool = True
-    sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
+    sampling: Sampling = dataclasses.field(default_factory=Sampling)
     max_new_tokens: int = 1500
 
 
