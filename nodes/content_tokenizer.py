@@ -56,6 +56,11 @@ class ContentTokenizerConfig:
     vocab: list[str] = dataclasses.field(default_factory=list)  # CTC units; built from train_ds when empty
     speakers: list[str] = dataclasses.field(default_factory=list)  # adversary classes; from train_ds when empty
     adversary_weight: float = 0.0  # gradient-reversal scale of the speaker adversary (0: none)
+    aux_ctc_weight: float = 0.0  # weight of the auxiliary CTC on the continuous encoder (0: none)
+    aux_units: str = "chars"  # its targets: "chars" (the alphabet) or "phones" (espeak-ng IPA, nodes/phonemes.py)
+    phones: list[str] = dataclasses.field(default_factory=list)  # phoneme units; built from train_ds when empty
+    latent_range_weight: float = 1.0  # penalty on FSQ latents beyond the range where codes change
+    speed_factors: list[float] = dataclasses.field(default_factory=lambda: [1.0])  # training: one drawn per batch
     sample_rate: int = 16000
     chunk_seconds: float = 30.0
     optim: dict[str, Any] = dataclasses.field(default_factory=lambda: {"name": "adamw", "lr": 2e-3, "weight_decay": 0.01})
@@ -64,9 +69,12 @@ class ContentTokenizerConfig:
 
 
 class TranscribedAudioDataset(Dataset):
-    """(waveform, character ids, speaker index) from a manifest with `text`, `lang`, `speaker`."""
+    """(waveform, character ids, auxiliary target ids, speaker index) from a manifest with `text`,
+    `lang`, `speaker`. The auxiliary targets are phoneme ids when `phones` is given, else the
+    characters again."""
 
-    def __init__(self, manifest: str, vocab: CharVocab, speakers: Sequence[str], max_seconds: float | None = None):
+    def __init__(self, manifest: str, vocab: CharVocab, speakers: Sequence[str], max_seconds: float | None = None,
+                 phones: Sequence[str] = ()):
         rows = read_manifest(manifest)
         if not rows:
             raise DragomanError(f"{manifest}: manifest is empty")
@@ -77,6 +85,12 @@ class TranscribedAudioDataset(Dataset):
         for number, row in enumerate(rows, start=1):
             if row.get("lang") not in ("zh", "en") or not isinstance(row.get("text"), str):
                 raise DragomanError(f"{manifest}:{number}: needs `text` and `lang` (zh or en)")
+        self.phones = None
+        if phones:
+            from dragoman.nodes.phonemes import phonemize_rows
+
+            index = {unit: i for i, unit in enumerate(phones)}
+            self.phones = [[index[u] for u in seq if u in index] for seq in phonemize_rows(rows, f"phonemes {manifest}")]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -87,17 +101,23 @@ class TranscribedAudioDataset(Dataset):
     def __getitem__(self, i: int):
         row = self.rows[i]
         ids = torch.tensor(self.vocab.encode(row["text"], row["lang"]), dtype=torch.long)
-        return read_audio(row["audio_filepath"]), ids, self.speaker_index.get(row.get("speaker"), -1)
+        aux = ids if self.phones is None else torch.tensor(self.phones[i], dtype=torch.long)
+        return read_audio(row["audio_filepath"]), ids, aux, self.speaker_index.get(row.get("speaker"), -1)
+
+
+def _pad_targets(targets) -> tuple[torch.Tensor, torch.Tensor]:
+    out = torch.zeros(len(targets), max(1, max(len(t) for t in targets)), dtype=torch.long)
+    for i, t in enumerate(targets):
+        out[i, : len(t)] = t
+    return out, torch.tensor([len(t) for t in targets])
 
 
 def collate_transcribed(batch):
-    """-> (wav [B, T], lengths [B], targets [B, L] (0-padded), target lengths [B], speakers [B])."""
-    wavs, targets, speakers = zip(*batch)
+    """-> (wav [B, T], lengths [B], targets [B, L] (0-padded), target lengths [B], speakers [B],
+    auxiliary targets [B, L'], their lengths [B])."""
+    wavs, targets, aux, speakers = zip(*batch)
     wav, lengths = pad_batch(list(wavs))
-    target = torch.zeros(len(batch), max(1, max(len(t) for t in targets)), dtype=torch.long)
-    for i, t in enumerate(targets):
-        target[i, : len(t)] = t
-    return wav, lengths, target, torch.tensor([len(t) for t in targets]), torch.tensor(speakers, dtype=torch.long)
+    return (wav, lengths, *_pad_targets(targets), torch.tensor(speakers, dtype=torch.long), *_pad_targets(aux))
 
 
 class LengthBucketSampler(torch.utils.data.Sampler):
@@ -139,9 +159,19 @@ class ContentTokenizer(TrainableNode):
             rows = read_manifest(manifest)
             raw["vocab"] = raw.get("vocab") or build_vocab(rows)
             raw["speakers"] = raw.get("speakers") or sorted({str(r["speaker"]) for r in rows if r.get("speaker")})
+        if raw.get("aux_units", "chars") not in ("chars", "phones"):
+            raise GraphError(f"content_tokenizer: aux_units must be 'chars' or 'phones', got {raw['aux_units']!r}")
+        if raw.get("aux_ctc_weight") and raw.get("aux_units") == "phones" and not raw.get("phones"):
+            if not manifest or manifest == "???":
+                raise GraphError("content_tokenizer: aux_units=phones needs `phones` or a train_ds.manifest to build them from")
+            from dragoman.nodes.phonemes import build_phone_vocab, phonemize_rows
+
+            raw["phones"] = build_phone_vocab(phonemize_rows(read_manifest(manifest)))
         net = dict(raw.get("net") or {})
         net["vocab_size"] = len(raw["vocab"])
+        net["aux_vocab_size"] = len(raw.get("phones") or []) if raw.get("aux_units") == "phones" else 0
         net["num_speakers"] = len(raw.get("speakers") or []) if raw.get("adversary_weight") else 0
+        net["aux_ctc"] = bool(raw.get("aux_ctc_weight"))
         raw["net"] = net
         self.vocab = CharVocab(raw["vocab"])
         super().__init__(raw, trainer)
@@ -261,17 +291,36 @@ class ContentTokenizer(TrainableNode):
 
     # -- training ----------------------------------------------------------------------------
     def make_dataloader(self, cfg, train: bool):
-        dataset = TranscribedAudioDataset(cfg.manifest, self.vocab, list(self.cfg.speakers), cfg.max_seconds)
+        phones = list(self.cfg.phones) if self.cfg.aux_ctc_weight and self.cfg.aux_units == "phones" else ()
+        dataset = TranscribedAudioDataset(cfg.manifest, self.vocab, list(self.cfg.speakers), cfg.max_seconds, phones)
         sampler = LengthBucketSampler(dataset.durations(), cfg.batch_size, cfg.bucket, shuffle=train and cfg.shuffle)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate_transcribed)
 
+    def _perturb_speed(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Play the batch `factor` times faster (Ko et al. 2015): new tempo and pitch, same words."""
+        factor = float(self.cfg.speed_factors[int(torch.randint(len(self.cfg.speed_factors), ()))])
+        if factor == 1.0:
+            return wav, lengths
+        import torchaudio.functional as AF
+
+        rate = self.cfg.sample_rate
+        fast = AF.resample(wav, int(round(rate * factor)), rate)
+        return fast, torch.clamp((lengths.double() / factor).floor().long(), 1, fast.shape[1])
+
     def _losses(self, batch):
-        wav, lengths, targets, target_lengths, speakers = batch
+        wav, lengths, targets, target_lengths, speakers, aux_targets, aux_target_lengths = batch
+        if self.training:
+            wav, lengths = self._perturb_speed(wav, lengths)
         out = self.net(wav, lengths)
         ctc = F.ctc_loss(out["log_probs"].transpose(0, 1), targets, out["frame_lengths"], target_lengths,
                          blank=0, zero_infinity=True)
-        logs = {"ctc": ctc}
-        loss = ctc
+        logs = {"ctc": ctc, "latent_excess": out["latent_excess"]}
+        loss = ctc + self.cfg.latent_range_weight * out["latent_excess"]
+        if "aux_log_probs" in out:
+            aux = F.ctc_loss(out["aux_log_probs"].transpose(0, 1), aux_targets, out["aux_lengths"], aux_target_lengths,
+                             blank=0, zero_infinity=True)
+            loss = loss + self.cfg.aux_ctc_weight * aux
+            logs["aux_ctc"] = aux
         if self.net.adversary is not None and bool((speakers >= 0).all()):
             mask = length_mask(out["token_lengths"], out["codes"].shape[1])
             adv, acc = self.net.adversary(out["codes"], speakers, self.cfg.adversary_weight, mask)

@@ -8,7 +8,9 @@ Features (why: `dragoman.nodes.modules.semantic_net`): the ContentTokenizer's Co
 frozen and copied into this node (only its feature path: front end, two subsampling convs, the
 encoder), 25 Hz frames repeated to 50 Hz, plus speaker-normalised prosody. The copy makes a
 `.nemo` self-contained and pins the features the tokens were trained on: retraining the content
-tokenizer later cannot silently change what a semantic token means.
+tokenizer later cannot silently change what a semantic token means. It still runs ContentNet's
+code, so a change to that network's feature path (front end, subsampling, Conformer blocks)
+needs this node (and the Decoder after it) retrained; the checkpoint test catches that.
 
     python examples/train_semantic_tokenizer.py      # content_init: the content tokenizer .nemo
     SemanticTokenizer.default().run(audio=[wav])["semantic_tokens"]

@@ -7,8 +7,8 @@ Two choices keep a padded batch exactly equal to its items run alone:
 - the convolution module zeroes padded frames before its depthwise conv and normalises with
   LayerNorm instead of the paper's BatchNorm (BatchNorm's training statistics would mix the
   padding of other items into every frame).
-DESIGN §6 measured this shape (d_model 144, 6 blocks, x4 subsampling) as a ~2M-parameter zh/en
-CTC recogniser reaching < 10 % CER in ~15 CPU-minutes.
+DESIGN §6 measured this block (d_model 144, 6 blocks, x4 subsampling) as a ~2M-parameter zh/en
+CTC recogniser; the ContentTokenizer's config says which sizes it uses and why.
 """
 from __future__ import annotations
 
@@ -76,11 +76,15 @@ class ConvModule(nn.Module):
 
 
 class ConformerBlock(nn.Module):
-    def __init__(self, dim: int, heads: int = 4, ff_mult: int = 4, kernel_size: int = 15, dropout: float = 0.1):
+    """With attention=False the block keeps only its convolution and feed-forward modules: a
+    receptive field of `kernel_size` frames instead of the whole utterance."""
+
+    def __init__(self, dim: int, heads: int = 4, ff_mult: int = 4, kernel_size: int = 15, dropout: float = 0.1,
+                 attention: bool = True):
         super().__init__()
         self.ff1 = FeedForward(dim, ff_mult, dropout)
-        self.attn_norm = nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, heads, dropout)
+        self.attn_norm = nn.LayerNorm(dim) if attention else None
+        self.attn = SelfAttention(dim, heads, dropout) if attention else None
         self.attn_dropout = nn.Dropout(dropout)
         self.conv = ConvModule(dim, kernel_size, dropout)
         self.ff2 = FeedForward(dim, ff_mult, dropout)
@@ -90,16 +94,19 @@ class ConformerBlock(nn.Module):
         """x [B, T, D], mask [B, T] -> [B, T, D]; padded frames come out as zeros."""
         keep = mask[..., None].to(x.dtype)
         x = x + 0.5 * self.ff1(x)
-        x = x + self.attn_dropout(self.attn(self.attn_norm(x), mask))
+        if self.attn is not None:
+            x = x + self.attn_dropout(self.attn(self.attn_norm(x), mask))
         x = x + self.conv(x, mask)
         x = x + 0.5 * self.ff2(x)
         return self.out_norm(x) * keep
 
 
 class ConformerStack(nn.Module):
-    def __init__(self, dim: int, layers: int, heads: int, ff_mult: int, kernel_size: int, dropout: float):
+    def __init__(self, dim: int, layers: int, heads: int, ff_mult: int, kernel_size: int, dropout: float,
+                 attention: bool = True):
         super().__init__()
-        self.blocks = nn.ModuleList(ConformerBlock(dim, heads, ff_mult, kernel_size, dropout) for _ in range(layers))
+        self.blocks = nn.ModuleList(ConformerBlock(dim, heads, ff_mult, kernel_size, dropout, attention)
+                                    for _ in range(layers))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:

@@ -6,15 +6,28 @@ counterpart, trainable from scratch on a CPU:
 
     log-mel 100 Hz -> per-utterance mean/variance normalisation (removes channel and some speaker
     colour) -> two stride-2 convs (25 Hz) -> Conformer encoder (`features()`, 25 Hz)
-    -> stride-2 conv (12.5 Hz) -> Linear -> FSQ -> token ids                        (`encode()`)
+    -> stride-2 conv (12.5 Hz) -> LayerNorm -> Linear -> FSQ -> token ids         (`encode()`)
     codes -> Linear -> Conformer at 12.5 Hz -> transposed conv x`upsample` (50 Hz)
     -> Conformer -> per-frame character logits for CTC                          (`decode_codes()`)
 
 The recognition head sees nothing but the quantised codes, so the CTC loss can only fall if the
 tokens carry the words. It upsamples before CTC because CTC needs at least one frame per output
 character (more for doubled letters): English runs ~12-15 letters/s, above 12.5 Hz, and
-DESIGN §6 saw English words merge even at 25 Hz. FSQ (no codebook to collapse) with the FSQ
-paper's levels for ~2^12 codes, [7, 5, 5, 5, 5] = 4375, replaces WhisperVQ's nearest-neighbour VQ.
+DESIGN §6 saw English words merge even at 25 Hz. FSQ (no codebook to collapse) replaces
+WhisperVQ's nearest-neighbour VQ, with the FSQ paper's levels for ~2^14 codes, [8, 8, 8, 6, 5] =
+15360 (UniSS: 16384); with [7, 5, 5, 5, 5] = 4375 the Mandarin tokens lost detail: 31 % CER through
+the tokens against 15 % from the encoder itself.
+
+Training from scratch needs two aids (measured). CTC first spends hundreds of steps emitting
+only blanks; in that phase varying codes are mere noise to the head, and the latents drift to
+|z| ~ 4, where FSQ's tanh bound has no gradient left: 2 codes in use after 3 epochs and CER 98 %
+in the first run, 1 code after 2 epochs with a LayerNorm added. Hence `latent_excess()`, a
+penalty on latents beyond |z| = LATENT_RANGE (past it no code changes, so it costs nothing once
+trained) that keeps the quantiser where it can still learn, and an auxiliary CTC head on the
+continuous 25 Hz encoder (`aux_ctc`, the intermediate CTC of Lee & Watanabe 2021; two outputs per
+frame, and phonemes as targets: `dragoman.nodes.phonemes`) that teaches the encoder sounds
+without waiting for the token path. The recogniser (`decode_codes`) never
+reads the auxiliary head.
 
 Every layer masks padding (strided convs see zeros past an item's end both alone and in a batch),
 so a padded batch gives each item exactly its one-by-one result.
@@ -34,26 +47,32 @@ from dragoman.nodes.modules.fsq import FSQ
 
 MEL_RATE = 100.0  # LogMel frames per second (10 ms hop)
 TOKEN_RATE = MEL_RATE / 8  # three stride-2 stages: 12.5 tokens per second, as UniSS's GLM tokens
+# tanh(2) = 0.96: beyond |z| = 2 every FSQ level used here (<= 7) has already rounded to its end.
+LATENT_RANGE = 2.0
 
 
 @dataclasses.dataclass
 class ContentNetConfig:
     n_mels: int = 80
-    dim: int = 144
+    dim: int = 96
     heads: int = 4
     ff_mult: int = 2
     kernel_size: int = 15
-    encoder_layers: int = 4
-    head_layers: int = 1  # Conformer blocks on the 12.5 Hz codes
+    encoder_layers: int = 2
+    head_layers: int = 2  # Conformer blocks on the 12.5 Hz codes
     upsampled_layers: int = 1  # Conformer blocks after upsampling, at 12.5 * upsample Hz
     upsample: int = 4
-    fsq_levels: list[int] = dataclasses.field(default_factory=lambda: [7, 5, 5, 5, 5])
+    head_attention: bool = True  # False: the head sees only head_kernel_size tokens around each position
+    head_kernel_size: int = 15
+    fsq_levels: list[int] = dataclasses.field(default_factory=lambda: [8, 8, 8, 6, 5])
     vocab_size: int = 32  # CTC units incl. blank; the node sets it from its alphabet
     num_speakers: int = 0  # > 0 builds the speaker-adversarial branch on the codes
-    dropout: float = 0.1
-    freq_masks: int = 2  # SpecAugment (training only): masks of up to freq_width mel bins
-    freq_width: int = 12
-    time_masks: int = 2  # ... and masks of up to time_width frames
+    aux_ctc: bool = False  # auxiliary CTC head on the 25 Hz encoder (training aid; the node sets it)
+    aux_vocab_size: int = 0  # its units (phonemes); 0: the characters of the main head
+    dropout: float = 0.0
+    freq_masks: int = 1  # SpecAugment (training only): masks of up to freq_width mel bins
+    freq_width: int = 10
+    time_masks: int = 0  # ... and masks of up to time_width frames
     time_width: int = 25
 
 
@@ -73,14 +92,18 @@ class ContentNet(nn.Module):
         stack = dict(heads=cfg.heads, ff_mult=cfg.ff_mult, kernel_size=cfg.kernel_size, dropout=cfg.dropout)
         self.encoder = ConformerStack(cfg.dim, cfg.encoder_layers, **stack)
         self.pool = nn.Conv1d(cfg.dim, cfg.dim, 3, stride=2, padding=1)
+        self.latent_norm = nn.LayerNorm(cfg.dim)
         self.fsq = FSQ(cfg.fsq_levels)
         self.to_latent = nn.Linear(cfg.dim, self.fsq.dim)
         self.from_codes = nn.Linear(self.fsq.dim, cfg.dim)
-        self.head = ConformerStack(cfg.dim, cfg.head_layers, **stack)
+        head = dict(stack, kernel_size=cfg.head_kernel_size, attention=cfg.head_attention)
+        self.head = ConformerStack(cfg.dim, cfg.head_layers, **head)
         self.upsampler = nn.ConvTranspose1d(cfg.dim, cfg.dim, cfg.upsample, stride=cfg.upsample)
-        self.upsampled = ConformerStack(cfg.dim, cfg.upsampled_layers, **stack)
+        self.upsampled = ConformerStack(cfg.dim, cfg.upsampled_layers, **head)
         self.to_chars = nn.Linear(cfg.dim, cfg.vocab_size)
         self.adversary = SpeakerAdversary(self.fsq.dim, cfg.num_speakers) if cfg.num_speakers > 0 else None
+        # Two outputs per 25 Hz frame: Mandarin phonemes with tones run ~25-30 units/s.
+        self.aux_chars = nn.Linear(cfg.dim, 2 * (cfg.aux_vocab_size or cfg.vocab_size)) if cfg.aux_ctc else None
 
     @property
     def codebook_size(self) -> int:
@@ -122,13 +145,27 @@ class ContentNet(nn.Module):
         x = self.encoder(F.gelu(x).transpose(1, 2), length_mask(n, x.shape[-1]))
         return x, n
 
+    def latents(self, x: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """25 Hz features [B, F, dim] -> pre-quantisation latents [B, N, fsq_dim] at 12.5 Hz."""
+        x, n = _strided(x.transpose(1, 2), n, self.pool)
+        return self.to_latent(self.latent_norm(x.transpose(1, 2))), n
+
+    def quantize(self, x: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """25 Hz features [B, F, dim] -> (codes [B, N, fsq_dim], ids [B, N], token lengths [B])."""
+        z, n = self.latents(x, n)
+        codes, ids = self.fsq(z)
+        return codes, ids, n
+
+    @staticmethod
+    def latent_excess(z: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """Mean squared excess of |z| over LATENT_RANGE on valid frames (0 inside the range)."""
+        mask = length_mask(n, z.shape[1])
+        return (F.relu(z.abs() - LATENT_RANGE) ** 2)[mask].mean()
+
     def encode(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """wav [B, T] -> (codes [B, N, fsq_dim], ids [B, N], token lengths [B]); 12.5 tokens/s.
         Positions past an item's length hold padding and must be ignored."""
-        x, n = self.features(wav, lengths)
-        x, n = _strided(x.transpose(1, 2), n, self.pool)
-        codes, ids = self.fsq(self.to_latent(x.transpose(1, 2)))
-        return codes, ids, n
+        return self.quantize(*self.features(wav, lengths))
 
     def decode_codes(self, codes: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """codes [B, N, fsq_dim] -> (CTC log-probabilities [B, N * upsample, vocab], lengths)."""
@@ -145,6 +182,14 @@ class ContentNet(nn.Module):
         return self.decode_codes(self.fsq.indices_to_codes(safe), lengths)
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        codes, ids, n = self.encode(wav, lengths)
+        feats, feat_lengths = self.features(wav, lengths)
+        z, n = self.latents(feats, feat_lengths)
+        codes, ids = self.fsq(z)
         log_probs, frames = self.decode_codes(codes, n)
-        return {"codes": codes, "ids": ids, "token_lengths": n, "log_probs": log_probs, "frame_lengths": frames}
+        out = {"codes": codes, "ids": ids, "token_lengths": n, "log_probs": log_probs, "frame_lengths": frames,
+               "latent_excess": self.latent_excess(z, n)}
+        if self.aux_chars is not None:
+            b, t, _ = feats.shape
+            aux = self.aux_chars(feats).view(b, 2 * t, -1).log_softmax(dim=-1)
+            out.update(aux_log_probs=aux, aux_lengths=2 * feat_lengths)
+        return out

@@ -2,6 +2,7 @@
 trip, CTC decoding on hand-made log-probabilities, the recogniser learning, errors."""
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from dragoman.nodes.content_tokenizer import ContentTokenizer
 from dragoman.nodes.errors import AudioError, DragomanError, GraphError
+from dragoman.nodes.phonemes import phonemize
 from dragoman.nodes.text_units import BLANK, CharVocab, build_vocab, cer, ctc_greedy, normalize_text
 
 VOCAB = [BLANK, " ", "'", "a", "b", "c", "d", "你", "好"]
@@ -128,7 +130,7 @@ def toy_manifest(tmp_path_factory):
 def test_training_steps_reduce_the_ctc_loss_and_build_the_alphabet(toy_manifest):
     torch.manual_seed(0)
     cfg = {k: v for k, v in TINY.items() if k != "vocab"}
-    cfg.update(train_ds={"manifest": str(toy_manifest), "batch_size": 12}, adversary_weight=0.5)
+    cfg.update(train_ds={"manifest": str(toy_manifest), "batch_size": 12}, adversary_weight=0.5, aux_ctc_weight=0.3)
     node = ContentTokenizer(cfg)
     assert list(node.cfg.vocab) == [BLANK, " ", "a", "b", "c", "d"] and list(node.cfg.speakers) == ["s0", "s1"]
     batch = next(iter(node._train_dl))
@@ -141,8 +143,26 @@ def test_training_steps_reduce_the_ctc_loss_and_build_the_alphabet(toy_manifest)
         loss.backward()
         optimizer.step()
         losses.append(float(logs["ctc"].detach()))
-    assert "adv" in logs
+    assert {"adv", "aux_ctc", "latent_excess"} <= set(logs)
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_phoneme_targets_for_the_auxiliary_head(toy_manifest):
+    assert phonemize("Does he like to cook?", "en") == tuple("dʌzhiːlaɪktəkʊk")
+    zh = phonemize("他喜欢做饭吗？", "zh")
+    assert zh[:4] == ("t", "h", "ɑ", "5") and sum(ch.isdigit() for ch in zh) == 6  # one tone per syllable
+    cfg = {k: v for k, v in TINY.items() if k != "vocab"}
+    cfg.update(train_ds={"manifest": str(toy_manifest), "batch_size": 6}, aux_ctc_weight=0.3, aux_units="phones")
+    node = ContentTokenizer(cfg)
+    assert node.cfg.phones[0] == BLANK and len(node.cfg.phones) > 3
+    batch = next(iter(node._train_dl))
+    rows = node._train_dl.dataset.rows
+    assert node.net.aux_chars.out_features == 2 * len(node.cfg.phones)
+    loss, logs, out = node._losses(batch)
+    assert out["aux_log_probs"].shape[-1] == len(node.cfg.phones) and torch.isfinite(logs["aux_ctc"])
+    first = [node.cfg.phones[i] for i in batch[5][0, : batch[6][0]].tolist()]
+    assert tuple(first) in {phonemize(r["text"], "en") for r in rows}
 
 
 def test_bad_input_is_a_one_line_error(node):
