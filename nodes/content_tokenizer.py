@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
 from dragoman.nodes import types as T
 from dragoman.nodes.audio.io import read_audio
@@ -120,16 +120,24 @@ def collate_transcribed(batch):
     return (wav, lengths, *_pad_targets(targets), torch.tensor(speakers, dtype=torch.long), *_pad_targets(aux))
 
 
-class LengthBucketSampler(torch.utils.data.Sampler):
-    """Shuffled batches of similar duration: chunks of `bucket` batches are sorted by length,
-    cut into batches, and the batches shuffled (same items per epoch, ~half the padding)."""
+class LengthBucketSampler(BatchSampler):
+    """Batches of similar duration from the items `sampler` yields: chunks of `bucket` batches are
+    sorted by length, cut into batches, and (with `shuffle`) the batches shuffled; same items per
+    epoch, ~half the padding.
 
-    def __init__(self, durations: Sequence[float], batch_size: int, bucket: int, shuffle: bool):
-        self.durations, self.batch_size, self.bucket, self.shuffle = list(durations), batch_size, bucket, shuffle
+    It batches an index sampler, as PyTorch's BatchSampler does, so that under DDP Lightning can
+    re-build it around a DistributedSampler (`sampler` is the argument it replaces): each rank then
+    buckets its own disjoint, equally long share of the items, and every rank takes the same
+    number of steps. Its length is BatchSampler's, ceil(items / batch_size): only the last chunk
+    can end in a partial batch, because a chunk holds a whole number of batches."""
+
+    def __init__(self, sampler: Sampler, batch_size: int, durations: Sequence[float], bucket: int, shuffle: bool):
+        super().__init__(sampler, batch_size, drop_last=False)
+        self.durations, self.bucket, self.shuffle = list(durations), bucket, shuffle
         self.micro_batch_size = batch_size  # where NeMo's LR schedulers look for the batch size
 
     def __iter__(self):
-        order = torch.randperm(len(self.durations)).tolist() if self.shuffle else list(range(len(self.durations)))
+        order = list(self.sampler)
         span = self.batch_size * max(1, self.bucket)
         batches = []
         for start in range(0, len(order), span):
@@ -139,8 +147,19 @@ class LengthBucketSampler(torch.utils.data.Sampler):
             batches = [batches[i] for i in torch.randperm(len(batches)).tolist()]
         return iter(batches)
 
-    def __len__(self) -> int:
-        return (len(self.durations) + self.batch_size - 1) // self.batch_size
+
+def bucketed_loader(dataset: TranscribedAudioDataset, batch_size: int, bucket: int, shuffle: bool,
+                    num_workers: int) -> DataLoader:
+    """Length-bucketed batches of `dataset`, items in random order when `shuffle`."""
+    items = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+    batches = LengthBucketSampler(items, batch_size, dataset.durations(), bucket, shuffle)
+    return DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, collate_fn=collate_transcribed)
+
+
+def remade(loader: DataLoader) -> DataLoader:
+    """A new loader with the settings of `loader`, over the same (already loaded) dataset."""
+    batches = loader.batch_sampler
+    return bucketed_loader(loader.dataset, batches.batch_size, batches.bucket, batches.shuffle, loader.num_workers)
 
 
 class ContentTokenizer(TrainableNode):
@@ -293,8 +312,19 @@ class ContentTokenizer(TrainableNode):
     def make_dataloader(self, cfg, train: bool):
         phones = list(self.cfg.phones) if self.cfg.aux_ctc_weight and self.cfg.aux_units == "phones" else ()
         dataset = TranscribedAudioDataset(cfg.manifest, self.vocab, list(self.cfg.speakers), cfg.max_seconds, phones)
-        sampler = LengthBucketSampler(dataset.durations(), cfg.batch_size, cfg.bucket, shuffle=train and cfg.shuffle)
-        return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=collate_transcribed)
+        return bucketed_loader(dataset, cfg.batch_size, cfg.bucket, train and cfg.shuffle, cfg.num_workers)
+
+    # Lightning asks for the loaders through these hooks and, under DDP, re-builds each one around
+    # a DistributedSampler. It can re-build a custom batch sampler only from the arguments it was
+    # made with, and it records those only for objects created inside the hook; NeMo's hooks
+    # return the loaders made at setup, before Lightning was watching, so hand out fresh ones.
+    def train_dataloader(self):
+        return remade(self._train_dl) if isinstance(self._train_dl, DataLoader) else super().train_dataloader()
+
+    def val_dataloader(self):
+        if isinstance(self._validation_dl, DataLoader):
+            return remade(self._validation_dl)
+        return super().val_dataloader()
 
     def _perturb_speed(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Play the batch `factor` times faster (Ko et al. 2015): new tempo and pitch, same words."""

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+# What Lightning's data connector does to a module's training loader: ask for it with the
+# arguments of every DataLoader and BatchSampler made in the hook recorded, then re-build it
+# around a DistributedSampler.
+from lightning.fabric.utilities.data import _replace_dunder_methods
 from lightning.pytorch.trainer.states import RunningStage
-# The function Lightning's data connector calls to put the DistributedSampler in a loader.
 from lightning.pytorch.utilities.data import _update_dataloader
 from omegaconf import OmegaConf
 
@@ -52,9 +55,9 @@ def translator_training_config(cache, tmp_path, extra=()):
     return Translator.prepare_training_config(cfg)
 
 
-def translator_loader(tmp_path):
+def translator_node(tmp_path):
     cfg = translator_training_config(token_cache(tmp_path / "cache.pt"), tmp_path)
-    return Translator(cfg.model).train_dataloader()
+    return Translator(cfg.model)
 
 
 def audio_manifest(tmp_path, n=14):
@@ -70,50 +73,71 @@ def audio_manifest(tmp_path, n=14):
     return manifest
 
 
-def emotion_loader(tmp_path):
+def emotion_node(tmp_path):
     from dragoman.nodes.emotion_tokenizer import EmotionTokenizer
 
-    node = EmotionTokenizer({"net": {"channels": 8, "layers": 1},
+    return EmotionTokenizer({"net": {"channels": 8, "layers": 1},
                              "train_ds": {"manifest": str(audio_manifest(tmp_path)), "batch_size": 3}})
-    return node._train_dl
 
 
-def content_loader(tmp_path):
+def content_node(tmp_path):
     from dragoman.nodes.content_tokenizer import ContentTokenizer
 
-    node = ContentTokenizer({"net": {"dim": 32, "heads": 2, "encoder_layers": 1, "fsq_levels": [5, 5, 5]},
+    return ContentTokenizer({"net": {"dim": 32, "heads": 2, "encoder_layers": 1, "fsq_levels": [5, 5, 5]},
                              "train_ds": {"manifest": str(audio_manifest(tmp_path)), "batch_size": 3, "bucket": 2}})
-    return node._train_dl
 
 
-def shards(loader, world=2):
-    """Batches of dataset indices each rank would train on, as Lightning sets them up."""
+def shards(node, world=2):
+    """The node's training loader and the batches of dataset indices each rank would train on,
+    as Lightning sets them up (`_request_dataloader`, then `_prepare_dataloader`)."""
+    with _replace_dunder_methods(torch.utils.data.DataLoader, "dataset"), \
+            _replace_dunder_methods(torch.utils.data.BatchSampler):
+        loader = node.train_dataloader()
     out = []
     for rank in range(world):
         sampler = torch.utils.data.DistributedSampler(loader.dataset, num_replicas=world, rank=rank, shuffle=True,
                                                       seed=0)
         sharded = _update_dataloader(loader, sampler, mode=RunningStage.TRAINING)
         next(iter(sharded))  # the re-built loader still loads and collates
+        assert type(sharded.batch_sampler) is type(loader.batch_sampler)  # and still batches its own way
         out.append([list(batch) for batch in sharded.batch_sampler])
-    return out
+    return loader, out
 
 
-@pytest.mark.parametrize("make_loader", [
-    translator_loader,
-    emotion_loader,
-    pytest.param(content_loader, marks=pytest.mark.xfail(
-        strict=True, raises=TypeError,
-        reason="ContentTokenizer's LengthBucketSampler is a custom batch sampler Lightning cannot re-build "
-               "around a DistributedSampler")),
-], ids=["translator_packed_rows", "emotion_audio", "content_bucketed_audio"])
-def test_training_loader_splits_into_equal_disjoint_shards(make_loader, tmp_path):
-    loader = make_loader(tmp_path)
-    per_rank = shards(loader)
+@pytest.mark.parametrize("make_node", [translator_node, emotion_node, content_node],
+                         ids=["translator_packed_rows", "emotion_audio", "content_bucketed_audio"])
+def test_training_loader_splits_into_equal_disjoint_shards(make_node, tmp_path):
+    loader, per_rank = shards(make_node(tmp_path))
     assert len(per_rank[0]) == len(per_rank[1]) > 0
     seen = [i for rank in per_rank for batch in rank for i in batch]
     n = len(loader.dataset)
     assert set(seen) == set(range(n))
     assert len(seen) - n < 2  # DistributedSampler repeats at most one item to even out the shards
+
+
+def test_content_tokenizer_trains_on_two_ddp_processes(tmp_path):
+    """The whole path, Lightning's own sampler injection included, with 2 gloo processes: a rank
+    left with a step more than the other would wait in the all-reduce until the timeout."""
+    import subprocess
+    import sys
+
+    from dragoman.nodes.content_tokenizer import ContentTokenizer
+
+    manifest = audio_manifest(tmp_path)
+    overrides = [f"model.{split}.{k}={v}" for split in ("train_ds", "validation_ds")
+                 for k, v in {"manifest": manifest, "batch_size": 3, "num_workers": 0}.items()]
+    overrides += ["model.train_ds.bucket=2", "model.aux_ctc_weight=0", "model.net.dim=32", "model.net.heads=2",
+                  "model.net.encoder_layers=1", "model.net.head_layers=1", "model.net.fsq_levels=[5,5,5]",
+                  "trainer.max_epochs=2", "trainer.accelerator=cpu", "trainer.strategy=ddp", "trainer.devices=2",
+                  "trainer.enable_progress_bar=false", f"exp.dir={tmp_path}", f"save_to={tmp_path}/content.nemo"]
+    out = subprocess.run([sys.executable, "-m", "dragoman.graphs.cli", "train", "content_tokenizer", *overrides],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    # Each rank buckets its 7 of the 14 clips into ceil(7 / 3) = 3 batches an epoch (one process
+    # reading them all would take 5 steps).
+    last = torch.load(tmp_path / "content_tokenizer" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["global_step"] == 2 * 3
+    assert ContentTokenizer.restore_from(tmp_path / "content.nemo").cfg.train_ds.bucket == 2
 
 
 def test_fsdp_wraps_each_translator_decoder_layer(tmp_path):
