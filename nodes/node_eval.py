@@ -3,8 +3,9 @@
 - speaker_encoder: verification EER over every pair of utterances (cosine of embeddings), the
   same with d-vectors rebuilt from the 32 tokens (what the decoder gets), mean cosine of
   same-speaker, different-speaker and same-speaker-other-language pairs, token codebook use.
-- content_tokenizer: CER per language of the CTC head (greedy, language given as the eval knows
-  it), token rate, codebook perplexity and used codes, and a speaker-ID probe on the tokens.
+- content_tokenizer: CER per language of the CTC head (language given as the eval knows it;
+  greedy, or LM-fused beam search where the checkpoint has LMs: `dragoman node lm`), token
+  rate, codebook perplexity and used codes, and a speaker-ID probe on the tokens.
 - emotion_tokenizer: accuracy against the manifest's `emotion`, codebook use, speaker-ID probe.
 
 The speaker probe (`speaker_probe`) asks whether a stream that should not say who speaks does:

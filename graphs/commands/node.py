@@ -1,4 +1,6 @@
 """`dragoman node eval NODE --manifest M [--checkpoint C] [--json]`: measure one node on a manifest.
+`dragoman node lm content_tokenizer --manifest M [--checkpoint C] -o OUT.nemo`: add character
+n-gram language models to the ContentTokenizer's recogniser (`dragoman.nodes.ctc_lm`).
 
 Each node name maps to one function in `EVALUATORS` (args -> dict of metrics); adding a node's
 evaluation is adding one entry. Metrics and their definitions: `dragoman.nodes.node_eval`.
@@ -54,6 +56,14 @@ def register(sub) -> None:
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(handler=run_eval)
+    lm = actions.add_parser("lm", help="fit the recogniser's character n-gram LMs on transcripts; write a new .nemo")
+    lm.add_argument("node", choices=["content_tokenizer"], help="which node")
+    lm.add_argument("--manifest", required=True, help="JSONL with `text` and `lang` (the training manifest, not dev/test)")
+    lm.add_argument("--checkpoint", help=".nemo to add the LMs to (default: the node's committed checkpoint)")
+    lm.add_argument("-o", "--output", required=True, help=".nemo to write (weights unchanged, LMs in its config)")
+    for lang in ("zh", "en"):
+        lm.add_argument(f"--order-{lang}", type=int, help=f"n-gram order of the {lang} LM (default: the config's)")
+    lm.set_defaults(handler=run_lm)
 
 
 def _finite(value):
@@ -72,4 +82,26 @@ def run_eval(args) -> int:
     else:
         for key, value in result.items():
             print(f"{key}: {round(value, 4) if isinstance(value, float) else value}")
+    return 0
+
+
+def run_lm(args) -> int:
+    from pathlib import Path
+
+    from dragoman.nodes.content_tokenizer import ContentTokenizer
+    from dragoman.nodes.manifest import read_manifest
+
+    node = ContentTokenizer.restore_from(args.checkpoint) if args.checkpoint else ContentTokenizer.default()
+    for lang in ("zh", "en"):
+        order = getattr(args, f"order_{lang}")
+        if order is not None:
+            node.cfg.decoding[lang].order = order
+    sizes = node.set_recognizer_lm(read_manifest(args.manifest))
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    node.save_to(args.output)
+    dec = node.cfg.decoding
+    for lang, n in sizes.items():
+        lm = dec[lang]
+        print(f"{lang}: {lm.order}-gram LM, {n} n-grams, weight {lm.weight}, length bonus {lm.length_bonus}")
+    print(f"saved {args.output} (beam {dec.beam})")
     return 0

@@ -2,7 +2,9 @@
 
 Registered through the `dragoman.eval.recognizers` entry point (pyproject.toml) under the name
 `content-tokenizer`; `--recognizer content-tokenizer:PATH.nemo` picks another checkpoint. The
-node batches by length with padding masked, which `transcribe_all` verifies before scoring.
+node batches by length with padding masked, which `transcribe_all` verifies before scoring. A
+checkpoint with character n-gram LMs (`dragoman node lm content_tokenizer`) decodes with them:
+test CER en 0.108 -> 0.038, zh 0.396 -> 0.378 for the default network.
 """
 from __future__ import annotations
 
