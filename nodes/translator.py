@@ -69,6 +69,9 @@ class TranslatorConfig:
     lm: LMConfig = dataclasses.field(default_factory=LMConfig)
     tokens: TokenCounts = dataclasses.field(default_factory=TokenCounts)
     text_chars: list[str] = dataclasses.field(default_factory=list)
+    # FSQ levels of each codebook ({glm, semantic, global, emotion}: levels): a fresh model starts
+    # those embedding rows at a projection of the code's grid coordinates (see code_rows.py).
+    code_levels: dict[str, list[int]] = dataclasses.field(default_factory=dict)
     init_from: Optional[str] = None
     hf_dir: Optional[str] = None
     dtype: str = "auto"                # auto: fp32; graphs ask for bfloat16 when the node runs on CUDA
@@ -94,6 +97,10 @@ class Translator(TrainableNode):
             t = c.tokens
             self.tokenizer = UnitTokenizer(list(c.text_chars), t.num_global, t.num_semantic, t.num_glm, t.num_emotion)
             self.lm = _fresh_qwen2(c.lm, len(self.tokenizer), self.tokenizer.pad_id, self.tokenizer.eos_id)
+            if c.code_levels:
+                from dragoman.nodes.code_rows import init_code_rows
+
+                init_code_rows(self.lm.get_input_embeddings().weight, self.tokenizer, dict(c.code_levels), dict(t))
         self._decoder: ControlledDecoder | None = None
 
     @classmethod
