@@ -71,8 +71,10 @@ def translate_manifest(graph, manifest: str, source_lang: str, target_lang: str,
             append_row(errors_path, {"id": job["id"], "source_audio": job["source_audio"], "error": str(err)})
             failed += 1
             continue
+        # Relative to run.jsonl, which is how `dragoman eval` resolves it: the run folder can be
+        # moved, and a relative --out-dir no longer doubles the prefix.
         append_row(run_path, {
-            **job, "output_audio": str(wav), "output_text": report["translation"], "transcript": report["transcript"],
+            **job, "output_audio": str(wav.relative_to(out)), "output_text": report["translation"], "transcript": report["transcript"],
             "wall_s": report["wall_s"], "audio_s": report["source_duration_s"], "timings": report["timings_s"],
         })
         done += 1

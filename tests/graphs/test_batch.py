@@ -50,7 +50,8 @@ def test_bad_file_is_recorded_and_a_rerun_skips_finished_lines(tmp_path):
     lines = read_manifest(out / "run.jsonl")
     assert sorted(r["id"] for r in lines) == ["0_zh", "1_zh", "2_zh"]
     for row in lines:
-        assert sf.info(row["output_audio"]).frames > 0 and row["reference_text"].startswith("en sentence")
+        assert row["output_audio"] == f"wavs/{row['id']}.wav"
+        assert sf.info(out / row["output_audio"]).frames > 0 and row["reference_text"].startswith("en sentence")
 
 
 def test_a_torn_last_line_is_redone_not_glued(tmp_path):
