@@ -51,3 +51,11 @@ def test_plain_config_keeps_random_rows_and_bad_levels_are_refused():
         build({"glm": [4, 4]})
     with pytest.raises(DragomanError, match="unknown codebook 'speech'"):
         build({"speech": [2, 2]})
+
+
+def test_training_config_keeps_only_levels_that_fit_the_cache(capsys):
+    from dragoman.nodes.translator import _levels_matching
+
+    kept = _levels_matching({"glm": [8, 8, 8, 6, 5], "semantic": [5, 4]}, COUNTS)
+    assert kept == {"semantic": [5, 4]}
+    assert "code_levels.glm [8, 8, 8, 6, 5] do not match this cache's 24 codes" in capsys.readouterr().out
