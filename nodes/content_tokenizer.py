@@ -39,7 +39,7 @@ from dragoman.nodes.errors import DragomanError, GraphError
 from dragoman.nodes.input_checks import check_waveforms
 from dragoman.nodes.manifest import read_manifest
 from dragoman.nodes.modules.content_net import TOKEN_RATE, ContentNet, ContentNetConfig
-from dragoman.nodes.modules.features import length_mask
+from dragoman.nodes.modules.features import length_mask, play_faster
 from dragoman.nodes.modules.fsq import codebook_usage
 from dragoman.nodes.text_units import CharVocab, build_vocab, ctc_greedy, normalize_text
 from dragoman.nodes.trainable import TrainableNode, pad_batch
@@ -409,10 +409,7 @@ class ContentTokenizer(TrainableNode):
         factor = float(self.cfg.speed_factors[int(torch.randint(len(self.cfg.speed_factors), ()))])
         if factor == 1.0:
             return wav, lengths
-        import torchaudio.functional as AF
-
-        rate = self.cfg.sample_rate
-        fast = AF.resample(wav, int(round(rate * factor)), rate)
+        fast = play_faster(wav, factor, self.cfg.sample_rate)
         return fast, torch.clamp((lengths.double() / factor).floor().long(), 1, fast.shape[1])
 
     def _losses(self, batch):

@@ -1,4 +1,4 @@
-"""Log-mel front end with frame lengths, shared by the tokenizer networks."""
+"""Log-mel front end with frame lengths, masks and speed perturbation, shared by the tokenizer networks."""
 from __future__ import annotations
 
 import torch
@@ -37,3 +37,13 @@ class LogMel(nn.Module):
 def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """[B, max_len] bool, True on valid positions."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def play_faster(wav: torch.Tensor, factor: float, sample_rate: int = 16000) -> torch.Tensor:
+    """Waveforms [..., T] played `factor` times faster (tempo, pitch and formants scale together;
+    Ko et al. 2015): resampled to sample_rate / factor, so about T / factor samples long."""
+    if factor == 1.0:
+        return wav
+    import torchaudio.functional as AF
+
+    return AF.resample(wav, int(round(sample_rate * factor)), sample_rate)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dragoman.nodes.modules.features import LogMel
+from dragoman.nodes.modules.features import LogMel, play_faster
 from dragoman.nodes.modules.fsq import FSQ
 
 
@@ -178,10 +178,7 @@ def speed_perturb(clips: torch.Tensor, factor: float, sample_rate: int = 16000) 
     by cutting or tiling: a classic way to make new training speakers (Ko et al. 2015)."""
     if factor == 1.0:
         return clips
-    import torchaudio.functional as AF
-
-    fast = AF.resample(clips, int(round(sample_rate * factor)), sample_rate)
-    return torch.stack([cut_or_tile(x, clips.shape[1]) for x in fast])
+    return torch.stack([cut_or_tile(x, clips.shape[1]) for x in play_faster(clips, factor, sample_rate)])
 
 
 def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
