@@ -37,6 +37,28 @@ def fsq_coordinates(levels: list[int]) -> torch.Tensor:
     return fsq.indices_to_codes(torch.arange(fsq.codebook_size))
 
 
+def _codes_expected(name: str, counts) -> tuple[str, int]:
+    """(token-count key, vocabulary size) of codebook `name`; refuses unknown names."""
+    if name not in CODEBOOKS:
+        raise DragomanError(f"translator: code_levels names unknown codebook {name!r} (known: {sorted(CODEBOOKS)})")
+    key = CODEBOOKS[name][0]
+    return key, int(counts[key])
+
+
+def levels_fitting(code_levels: dict, counts) -> dict:
+    """The packaged config names the FSQ levels of the committed tokenizers; a cache built with
+    other tokenizers (other codebook sizes) keeps random rows for those codebooks, and says so."""
+    kept = {}
+    for name, levels in code_levels.items():
+        _, expected = _codes_expected(name, counts)
+        if math.prod(levels) != expected:
+            print(f"translator: code_levels.{name} {list(levels)} do not match this cache's {expected} codes; "
+                  f"those rows start random")
+            continue
+        kept[name] = list(levels)
+    return kept
+
+
 @torch.no_grad()
 def init_code_rows(weight: torch.Tensor, tokenizer, code_levels: dict, counts: dict, seed: int = 0) -> None:
     """Overwrite the embedding rows of each codebook named in `code_levels` in place. Each row is
@@ -45,17 +67,16 @@ def init_code_rows(weight: torch.Tensor, tokenizer, code_levels: dict, counts: d
     hidden = weight.shape[1]
     row_norm = float(weight.norm(dim=1).mean())
     for name, levels in code_levels.items():
-        if name not in CODEBOOKS:
-            raise DragomanError(f"translator: code_levels names unknown codebook {name!r} (known: {sorted(CODEBOOKS)})")
-        key, token = CODEBOOKS[name]
+        key, expected = _codes_expected(name, counts)
         levels = [int(v) for v in levels]
-        if math.prod(levels) != int(counts[key]):
+        if math.prod(levels) != expected:
             raise DragomanError(f"translator: code_levels.{name} {levels} give {math.prod(levels)} codes but the "
                                 f"vocabulary has {counts[key]} ({key})")
         coords = fsq_coordinates(levels)
         projection = torch.randn(len(levels), hidden, generator=generator)
         rows = coords @ projection
         rows *= row_norm / rows.norm(dim=1).mean().clamp_min(1e-8)
+        token = CODEBOOKS[name][1]
         ids = torch.tensor(tokenizer.convert_tokens_to_ids([token(k) for k in range(len(coords))]))
         if bool((ids == getattr(tokenizer, "unk_id", -1)).any()):
             raise DragomanError(f"translator: the vocabulary lacks some {name} tokens")

@@ -132,7 +132,9 @@ class Translator(TrainableNode):
                 cache = load_cache(cfg.model.train_ds.cache)
                 cfg.model.text_chars = list(cache["text_chars"])
                 cfg.model.tokens = dict(cache["token_counts"])
-                cfg.model.code_levels = _levels_matching(dict(cfg.model.get("code_levels") or {}), cfg.model.tokens)
+                from dragoman.nodes.code_rows import levels_fitting
+
+                cfg.model.code_levels = levels_fitting(dict(cfg.model.get("code_levels") or {}), cfg.model.tokens)
         return cfg
 
     @classmethod
@@ -213,24 +215,6 @@ class Translator(TrainableNode):
         n = int((batch["labels"] != -100).sum())
         self.log_dict({"val_loss": loss, "val_acc": acc}, prog_bar=True, batch_size=n, sync_dist=True)
         return loss
-
-
-def _levels_matching(code_levels: dict, counts) -> dict:
-    """The packaged config names the FSQ levels of the committed tokenizers; a cache built with
-    other tokenizers (other codebook sizes) keeps random rows for those codebooks, and says so."""
-    import math
-
-    from dragoman.nodes.code_rows import CODEBOOKS
-
-    kept = {}
-    for name, levels in code_levels.items():
-        key = CODEBOOKS[name][0] if name in CODEBOOKS else None
-        if key is not None and math.prod(levels) != int(counts[key]):
-            print(f"translator: code_levels.{name} {list(levels)} do not match this cache's {counts[key]} codes; "
-                  f"those rows start random")
-            continue
-        kept[name] = list(levels)
-    return kept
 
 
 def _construct(cls, cfg: dict):

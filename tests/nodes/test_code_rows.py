@@ -54,8 +54,8 @@ def test_plain_config_keeps_random_rows_and_bad_levels_are_refused():
 
 
 def test_training_config_keeps_only_levels_that_fit_the_cache(capsys):
-    from dragoman.nodes.translator import _levels_matching
+    from dragoman.nodes.code_rows import levels_fitting
 
-    kept = _levels_matching({"glm": [8, 8, 8, 6, 5], "semantic": [5, 4]}, COUNTS)
+    kept = levels_fitting({"glm": [8, 8, 8, 6, 5], "semantic": [5, 4]}, COUNTS)
     assert kept == {"semantic": [5, 4]}
     assert "code_levels.glm [8, 8, 8, 6, 5] do not match this cache's 24 codes" in capsys.readouterr().out
