@@ -30,7 +30,19 @@ def sources(manifest: str | None, source_lang: str, limit: int) -> list[str]:
     from dragoman.nodes.manifest import read_manifest
 
     rows = [r for r in read_manifest(manifest) if r.get("lang") == source_lang]
+    if not rows or limit < 1:
+        raise SystemExit(f"{manifest}: no {source_lang} utterances to run (limit {limit})")
     return [r["audio_filepath"] for r in rows[:limit]]
+
+
+def run_main(main) -> None:
+    """Run a benchmark's main; a dragoman error (missing checkpoint, bad audio) is one line."""
+    from dragoman.nodes.errors import DragomanError
+
+    try:
+        main()
+    except DragomanError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def run_mode(mode: str, target_lang: str, files: list[str]) -> dict:
@@ -61,8 +73,6 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     files = sources(args.manifest, {"en": "zh", "zh": "en"}[args.to], args.limit)
-    if not files:
-        raise SystemExit(f"{args.manifest}: no utterances in the source language")
     quality = run_mode("quality", args.to, files)
     performance = run_mode("performance", args.to, files)
     report = {"device": "cpu", "threads": args.threads, "target_lang": args.to, "quality": quality,
@@ -76,4 +86,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -15,7 +15,7 @@ import argparse
 import json
 import statistics
 
-from bench_modes import sources
+from bench_modes import run_main, sources
 
 
 def durations(graph_name: str, target_lang: str, speed: float, files: list[str]) -> list[float]:
@@ -57,4 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -17,6 +17,7 @@ import json
 import statistics
 
 import torch
+from bench_modes import run_main
 
 TASKS = ("asr", "s2tt", "mt", "tts", "quality", "performance", "direct")
 
@@ -74,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
