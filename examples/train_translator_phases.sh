@@ -2,20 +2,28 @@
 # The Translator's three phases (DESIGN §6) once the front nodes and the codec are trained (their
 # default checkpoints in nodes/checkpoints/). Epoch counts size the cosine schedules; each phase
 # also has a wall-time cap (Lightning's max_time) so the recipe fits a small machine's budget.
+# Every phase adds MT sequences from text-only grammar pairs (MT1/MT2/MT3 per epoch; written once
+# by `dragoman data text`, dev and test sentences excluded).
 #   bash examples/train_translator_phases.sh [EPOCHS1 EPOCHS2 EPOCHS3 [CAP_MINUTES_PER_EPOCH]]
+#   MT1=10000 MT2=4000 MT3=2000 bash examples/train_translator_phases.sh 3 4 1 8
 set -euo pipefail
 cd "$(dirname "$0")/.."
 E1=${1:-1}; E2=${2:-2}; E3=${3:-1}; CAP=${4:-10}
+MT1=${MT1:-10000}; MT2=${MT2:-4000}; MT3=${MT3:-2000}
 PY=${PYTHON:-.venv/bin/python}
 cap() { printf "00:%02d:%02d:00" $(($1 * CAP / 60)) $(($1 * CAP % 60)); }
 common="trainer.enable_progress_bar=false"
 
 [ -f data/translator_cache.pt ] || $PY examples/train_translator.py stage=cache
-$PY examples/train_translator.py phase=1 trainer.max_epochs="$E1" "+trainer.max_time=$(cap "$E1")" $common
+[ -f data/text_pairs.jsonl ] || $PY -m dragoman.graphs.cli data text --out data/text_pairs.jsonl --pairs 60000 \
+    --seed 1 --exclude data/corpus/dev.jsonl data/corpus/test.jsonl data/corpus/test_unseen_speakers.jsonl
+$PY examples/train_translator.py phase=1 trainer.max_epochs="$E1" "+trainer.max_time=$(cap "$E1")" $common \
+    model.train_ds.text_mt_per_epoch="$MT1"
 $PY examples/train_translator.py phase=2 trainer.max_epochs="$E2" "+trainer.max_time=$(cap "$E2")" $common \
-    init_from=runs/translator_phase1.nemo
+    init_from=runs/translator_phase1.nemo model.train_ds.text_mt_per_epoch="$MT2"
 $PY examples/train_translator.py phase=3 trainer.max_epochs="$E3" "+trainer.max_time=$(cap "$E3")" $common \
-    init_from=runs/translator_phase2.nemo model.optim.lr=0.0005 model.optim.sched.warmup_steps=0
+    init_from=runs/translator_phase2.nemo model.optim.lr=0.0005 model.optim.sched.warmup_steps=0 \
+    model.train_ds.text_mt_per_epoch="$MT3"
 mkdir -p nodes/checkpoints
 cp runs/translator_phase3.nemo nodes/checkpoints/translator.nemo
 echo "nodes/checkpoints/translator.nemo <- runs/translator_phase3.nemo"

@@ -37,11 +37,25 @@ class PrompterConfig:
     mean_rate: dict[str, float] = dataclasses.field(default_factory=lambda: {"zh": 4.0, "en": 13.0})
     use_emotion: bool = True
     force_header: bool = True
+    # Quality mode's transcript: "model" (the Translator writes it, as UniSS) or "recognizer" (the
+    # `source_text` input, i.e. the ContentTokenizer's CTC + n-gram LM transcript, is put in the CoT
+    # and the Translator goes on from the translation header). A segment without source text
+    # falls back to "model".
+    transcript: str = "model"
     sampling: Sampling = dataclasses.field(default_factory=Sampling)
     # Budget: speech at 50 Hz for up to `max_length_ratio` x the source duration, plus text.
     max_length_ratio: float = 2.5
     text_budget: int = 200
     max_new_tokens: int = 4000
+
+
+TRANSCRIPT_SOURCES = ("model", "recognizer")
+
+
+def recognizer_transcript(cfg, source_text: str | None) -> bool:
+    """Whether a quality-mode segment's CoT transcript is the given source text (prompter and
+    parser apply the same rule, so the parser knows what the Translator's output holds)."""
+    return cfg.get("transcript", "model") == "recognizer" and bool(source_text and source_text.strip())
 
 
 def _check_langs(cfg) -> tuple[str, str]:
@@ -73,6 +87,8 @@ class CoTPrompter(Node):
             raise DragomanError(f"cot_prompter: mode {self.cfg.mode!r}: expected one of {sorted(U.MODE_TOKENS)}")
         _check_langs(self.cfg)
         U.speed_index(self.cfg.speed)
+        if self.cfg.transcript not in TRANSCRIPT_SOURCES:
+            raise DragomanError(f"cot_prompter: transcript {self.cfg.transcript!r}: expected 'model' or 'recognizer'")
 
     @classmethod
     def port_types(cls, cfg):
@@ -108,31 +124,59 @@ class CoTPrompter(Node):
             emotion = [int(t) for t in emotion_tokens[i]] if (emotion_tokens is not None and self.cfg.use_emotion) else None
             inputs = U.PromptInputs([int(t) for t in speaker_tokens[i]], content, source, target, emotion, speed=speed)
             prompt = U.build_prompt(self.cfg.mode, inputs)
-            force = {}
+            force, given, suffix = {}, "", []
             if self.cfg.mode == "quality":
                 prompt[-2] = U.speed_token(pace)  # the ASR part describes the source's own pace
-                if self.cfg.force_header:
+                if recognizer_transcript(self.cfg, text):
+                    given, suffix = text.strip(), U.quality_middle(target, speed)
+                elif self.cfg.force_header:
                     force = {U.END_CONTENT: U.quality_middle(target, speed)[1:]}
             budget = int(self.cfg.max_length_ratio * seconds * SEMANTIC_RATE_HZ) + self.cfg.text_budget
             requests.append(GenerationRequest(prompt=prompt, max_new_tokens=min(budget, self.cfg.max_new_tokens),
-                                              sampling=_sampling(self.cfg), force_after=force))
+                                              sampling=_sampling(self.cfg), force_after=force,
+                                              prompt_text=given, prompt_suffix=suffix))
         return {"request": requests}
+
+
+@dataclasses.dataclass
+class SourceLanguageConfig:
+    target_lang: str = "en"
+    source_lang: Optional[str] = None      # default: the other language
+
+
+class SourceLanguage(Node):
+    """The source language of every segment, for nodes whose `language` input picks an alphabet
+    and an LM (the ContentTokenizer's recogniser: without it, decoding is greedy over both
+    languages' characters and its transcripts were worse, README "Translation results")."""
+
+    node_name = "source_language"
+    Config = SourceLanguageConfig
+
+    @classmethod
+    def port_types(cls, cfg):
+        return {"audio": T.audio()}, {"language": T.language()}
+
+    def run(self, audio):
+        n = self.check_inputs({"audio": audio})
+        source, _ = _check_langs(self.cfg)
+        return {"language": [source] * n}
 
 
 @dataclasses.dataclass
 class ParserConfig:
     mode: str = "quality"   # quality | performance | direct, or "text" for the cascade's MT step
+    transcript: str = "model"  # as the prompter's: with "recognizer", `source_text` is the transcript
 
 
 class CoTParser(Node):
     node_name = "cot_parser"
     Config = ParserConfig
-    optional_inputs = frozenset({"speaker_tokens"})
+    optional_inputs = frozenset({"speaker_tokens", "source_text"})
 
     @classmethod
     def port_types(cls, cfg):
         return (
-            {"result": T.generation_result(), "speaker_tokens": T.tokens(T.SpeakerTokensType)},
+            {"result": T.generation_result(), "speaker_tokens": T.tokens(T.SpeakerTokensType), "source_text": T.text()},
             {
                 "semantic_tokens": T.tokens(T.SemanticTokensType, SEMANTIC_RATE_HZ),
                 "speaker_tokens": T.tokens(T.SpeakerTokensType),
@@ -141,12 +185,17 @@ class CoTParser(Node):
             },
         )
 
-    def run(self, result, speaker_tokens=None):
+    def run(self, result, speaker_tokens=None, source_text=None):
         import torch
 
         out = {"semantic_tokens": [], "speaker_tokens": [], "transcript": [], "translation": []}
         for i, res in enumerate(result):
-            parsed = U.parse_output(res.text, self.cfg.mode if self.cfg.mode != "text" else "performance")
+            given = source_text[i] if source_text is not None else None
+            forced = self.cfg.mode == "quality" and recognizer_transcript(self.cfg, given)
+            # With the transcript given, the output starts at the translation, as in performance mode.
+            parsed = U.parse_output(res.text, "performance" if (forced or self.cfg.mode == "text") else self.cfg.mode)
+            if forced:
+                parsed.transcript = given.strip()
             if self.cfg.mode != "text" and not parsed.semantic:
                 raise DragomanError(
                     f"translator wrote no speech tokens for segment {i} (stopped by {res.stopped_by} after "

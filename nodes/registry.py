@@ -30,6 +30,7 @@ BUILTIN_NODES: dict[str, str] = {
     "cot_prompter": "dragoman.nodes.controller:CoTPrompter",
     "cot_parser": "dragoman.nodes.controller:CoTParser",
     "task_prompter": "dragoman.nodes.controller:TaskPrompter",
+    "source_language": "dragoman.nodes.controller:SourceLanguage",
     "semantic_tokenizer": "dragoman.nodes.semantic_tokenizer:SemanticTokenizer",
     "decoder": "dragoman.nodes.decoder:Decoder",
     "wave_decoder": "dragoman.nodes.decoder:WaveDecoder",

@@ -59,6 +59,8 @@ class TranslatorDataConfig:
     max_tokens_per_row: int = 1024
     rows_per_batch: int = 8
     tasks_per_pair: int = 1            # sequences drawn per pair direction and epoch
+    text_pairs: Optional[str] = None   # text manifest (`dragoman data text`) for extra MT sequences
+    text_mt_per_epoch: int = 0         # MT sequences drawn from text_pairs per epoch
     shuffle: bool = True
     seed: int = 0
     defer_setup: bool = True           # loaders need the tokenizer, which exists only after ModelPT.__init__
@@ -130,7 +132,12 @@ class Translator(TrainableNode):
                     cfg.model[key].hq_only = int(cfg.phase) >= 3 and key == "train_ds"
             if not cfg.model.get("init_from") and not cfg.model.get("hf_dir"):  # HF vocabularies come from their dir
                 cache = load_cache(cfg.model.train_ds.cache)
-                cfg.model.text_chars = list(cache["text_chars"])
+                chars = set(cache["text_chars"])
+                if cfg.model.train_ds.get("text_pairs") and cfg.model.train_ds.get("text_mt_per_epoch"):
+                    from dragoman.nodes.translator_data import load_text_pairs
+
+                    chars |= {c for pair in load_text_pairs(cfg.model.train_ds.text_pairs) for c in pair[0]["text"]}
+                cfg.model.text_chars = sorted(chars)
                 cfg.model.tokens = dict(cache["token_counts"])
                 from dragoman.nodes.code_rows import levels_fitting
 

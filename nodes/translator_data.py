@@ -3,10 +3,13 @@
 1. `build_cache` runs the front nodes once over corpus manifests and stores, per utterance, its
    speaker / content / emotion / semantic tokens, text, language and pair id (torch.save of plain
    lists and dicts; read back with weights_only=True). Epochs never re-run the encoders.
-2. `sequences_for_pair` writes the training sequences of DESIGN §6:
+2. `build_sequence` writes the training sequences of DESIGN §6:
    phase 1 aligns text and speech — ASR, S2TT, TTS, MT; phase 2 adds S2ST with chain-of-thought
    in quality, performance and direct modes (replaying phase-1 tasks); phase 3 is phase 2 on the
-   `hq` subset (the recipe lowers and decays the learning rate).
+   `hq` subset (the recipe lowers and decays the learning rate). Every phase may add MT
+   sequences from a text manifest (`dragoman data text`): on the 1,600 rendered pairs alone the
+   8.5M-parameter default never learnt to translate (Text-BLEU 1-3), while 8 minutes of MT on
+   60k grammar pairs reached BLEU 84 (zh) / 78 (en) on the test sentences.
    Each sequence is (ids, number of prompt ids): the loss covers only what follows the prompt.
 3. `packed_loader` packs sequences first-fit into rows; `segment_ids` drive the block-diagonal
    mask (`translator.block_causal_mask`) and positions restart in every sequence.
@@ -23,6 +26,8 @@ from pathlib import Path
 import torch
 
 from dragoman.nodes import uniss_tokens as U
+from dragoman.nodes.errors import DragomanError
+from dragoman.nodes.text_units import normalize_text
 
 TASKS = {1: ("asr", "s2tt", "tts", "mt"), 2: ("asr", "s2tt", "tts", "mt", "quality", "performance", "direct")}
 
@@ -48,12 +53,20 @@ def _sem(r):
     return [U.semantic_token(t) for t in r["semantic_tokens"]]
 
 
-def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, float]) -> tuple[list[int], int]:
+def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, float],
+                   normalized_source: bool = False) -> tuple[list[int], int]:
     """One training sequence as (ids, prompt length). `src` is what is heard, `tgt` what is said;
-    single-utterance tasks (asr, tts) use `src` only."""
+    single-utterance tasks (asr, tts) use `src` only. `normalized_source`: the MT source is in
+    the recogniser's form (`normalize_text`: lower case, no punctuation), as a quality-mode
+    transcript is."""
     ids = tok.convert_tokens_to_ids
     text = tok.encode_text
     L = U.LANG_TOKENS
+    if task == "mt":  # text only: also built from text pairs that have no audio (no tokens, no speed)
+        source = normalize_text(src["text"], src["lang"]) if normalized_source else src["text"]
+        prompt = (ids([U.TASK_T2TT, L[tgt["lang"]], U.START_CONTENT]) + text(source)
+                  + ids([U.END_CONTENT, U.WRITE_GENERATE, U.START_CONTENT]))
+        return prompt + text(tgt["text"]) + ids([U.END_CONTENT, U.IM_END]), len(prompt)
     s_speed, t_speed = U.speed_token(relative_speed(src, mean_rate)), U.speed_token(relative_speed(tgt, mean_rate))
     head = [U.START_GLOBAL, *_g(src), U.END_GLOBAL]
     if task == "asr":
@@ -66,10 +79,6 @@ def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, fl
         prompt = (ids([U.TASK_TTS, L[src["lang"]], *head, *_emo(src), U.WRITE_GENERATE, U.START_CONTENT]) + text(src["text"])
                   + ids([U.END_CONTENT, s_speed, U.START_SEMANTIC]))
         target = ids(_sem(src) + [U.END_SEMANTIC, U.IM_END])
-    elif task == "mt":
-        prompt = (ids([U.TASK_T2TT, L[tgt["lang"]], U.START_CONTENT]) + text(src["text"])
-                  + ids([U.END_CONTENT, U.WRITE_GENERATE, U.START_CONTENT]))
-        target = text(tgt["text"]) + ids([U.END_CONTENT, U.IM_END])
     elif task in ("quality", "performance", "direct"):
         inputs = U.PromptInputs(src["speaker_tokens"], src["content_tokens"], src["lang"], tgt["lang"],
                                 src.get("emotion_tokens") or None, speed=relative_speed(tgt, mean_rate))
@@ -78,8 +87,8 @@ def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, fl
             names[-2] = s_speed
         prompt = ids(names)
         speech = ids([U.START_SEMANTIC, *_sem(tgt), U.END_SEMANTIC, U.IM_END])
-        if task == "quality":
-            target = (text(src["text"]) + ids(U.quality_middle(tgt["lang"])[:-2] + [t_speed, U.START_CONTENT])
+        if task == "quality":  # the transcript in the recogniser's form, whoever writes it (controller.py)
+            target = (text(normalize_text(src["text"], src["lang"])) + ids(U.quality_middle(tgt["lang"])[:-2] + [t_speed, U.START_CONTENT])
                       + text(tgt["text"]) + ids([U.END_CONTENT]) + speech)
         elif task == "performance":
             target = text(tgt["text"]) + ids([U.END_CONTENT]) + speech
@@ -91,8 +100,6 @@ def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, fl
 
 
 def load_cache(path: str | Path) -> dict:
-    from dragoman.nodes.errors import DragomanError
-
     p = Path(path)
     if not p.is_file():
         raise DragomanError(f"{p}: no token cache (build it with examples/train_translator.py stage=cache)")
@@ -111,8 +118,32 @@ def pairs_of(records: list[dict]) -> list[tuple[dict, dict]]:
     return out
 
 
+def load_text_pairs(path: str | Path) -> list[tuple[dict, dict]]:
+    """Both directions of every pair of a text manifest (`dragoman data text`)."""
+    from dragoman.nodes.manifest import read_manifest
+
+    pairs = pairs_of(read_manifest(path))
+    if not pairs:
+        raise DragomanError(f"{path}: no complete zh/en text pairs (rows need pair_id, lang and text)")
+    return pairs
+
+
+def text_mt_sequences(pairs: list[tuple[dict, dict]], count: int, tok, seed: int,
+                      normalized_share: float = 0.5) -> list[tuple[list[int], int]]:
+    """`count` MT sequences drawn (without replacement, a new draw per seed) from text pairs; a
+    share of their sources in the recogniser's form, the form of quality-mode transcripts."""
+    rng = random.Random(seed)
+    chosen = rng.sample(pairs, k=min(count, len(pairs)))
+    return [build_sequence("mt", src, tgt, tok, {}, normalized_source=rng.random() < normalized_share)
+            for src, tgt in chosen]
+
+
 def epoch_sequences(cache: dict, split: str, phase: int, tok, seed: int, hq_only: bool = False,
-                    tasks_per_pair: int = 2) -> list[tuple[list[int], int]]:
+                    tasks_per_pair: int = 2, text_pairs: list | None = None,
+                    text_mt: int = 0) -> list[tuple[list[int], int]]:
+    """One epoch's sequences: `tasks_per_pair` tasks per corpus pair direction, plus `text_mt`
+    MT sequences from `text_pairs` (text without audio: the grammar is learnt from far more
+    sentences than the rendered corpus holds)."""
     rng = random.Random(seed)
     records = cache["splits"][split]
     if hq_only:
@@ -123,7 +154,10 @@ def epoch_sequences(cache: dict, split: str, phase: int, tok, seed: int, hq_only
         chosen = rng.sample(tasks, k=min(tasks_per_pair, len(tasks)))
         if phase >= 2 and not any(t in ("quality", "performance", "direct") for t in chosen):
             chosen[0] = rng.choice(("quality", "performance", "direct"))
-        seqs += [build_sequence(t, src, tgt, tok, cache["mean_rate"]) for t in chosen]
+        seqs += [build_sequence(t, src, tgt, tok, cache["mean_rate"], normalized_source=rng.random() < 0.5)
+                 for t in chosen]
+    if text_pairs and text_mt > 0:
+        seqs += text_mt_sequences(text_pairs, text_mt, tok, seed=rng.randrange(2**31))
     rng.shuffle(seqs)
     return seqs
 
@@ -174,8 +208,10 @@ class PackedRows(torch.utils.data.Dataset):
 
 def packed_loader(cfg, tok, train: bool, epoch: int = 0):
     cache = load_cache(cfg.cache)
+    text_mt = int(cfg.get("text_mt_per_epoch") or 0)
+    text_pairs = load_text_pairs(cfg.text_pairs) if (cfg.get("text_pairs") and text_mt > 0) else None
     seqs = epoch_sequences(cache, cfg.split, cfg.phase, tok, seed=cfg.seed + epoch, hq_only=cfg.hq_only,
-                           tasks_per_pair=cfg.tasks_per_pair)
+                           tasks_per_pair=cfg.tasks_per_pair, text_pairs=text_pairs, text_mt=text_mt)
     rows = pack(seqs, cfg.max_tokens_per_row, tok.pad_id)
     return torch.utils.data.DataLoader(PackedRows(rows), batch_size=cfg.rows_per_batch, shuffle=train and cfg.shuffle,
                                        collate_fn=lambda b: collate_rows(b, tok.pad_id))

@@ -7,9 +7,11 @@
     dragoman data import covost COVOST.tsv --audio-dir CLIPS --src-lang zh --out DIR
                         [--cvss-tsv CVSS.tsv --cvss-audio-dir DIR] [--split train] [--json]
     dragoman data stats MANIFEST -o DIR [--max-f0 N] [--json]
+    dragoman data text --out FILE.jsonl --pairs N [--seed S] [--exclude DEV.jsonl TEST.jsonl ...] [--json]
 
 `build` writes DIR/{train,dev,test,test_unseen_speakers}.jsonl, the wavs under DIR/wavs and
-DIR/build_report.json; re-running it with the same arguments reuses every finished wav. Input
+DIR/build_report.json; `text` writes grammar sentence pairs without audio (LM and MT data that
+avoids the held-out combinations and every sentence of the --exclude manifests); re-running it with the same arguments reuses every finished wav. Input
 formats of `import` are documented in `dragoman.nodes.data.importers`.
 """
 from __future__ import annotations
@@ -65,6 +67,15 @@ def register(sub) -> None:
     p.add_argument("--split", default="train", help="split of rows without a split column (default: train)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=import_covost)
+
+    p = verbs.add_parser("text", help="grammar text pairs without audio (recogniser LM and translator MT data)")
+    p.add_argument("--out", required=True, metavar="FILE.jsonl", help="text manifest to write (two rows per pair)")
+    p.add_argument("--pairs", type=int, required=True, metavar="N")
+    p.add_argument("--seed", type=int, default=1, help="grammar seed (default 1; the rendered corpus used 0)")
+    p.add_argument("--exclude", nargs="*", default=[], metavar="MANIFEST",
+                   help="manifests whose sentences must not appear (the corpus's dev and test splits)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=text_pairs)
 
     p = verbs.add_parser("stats", help="summary and plots of a manifest (durations, F0 per emotion/speaker, ratios)")
     p.add_argument("manifest", metavar="MANIFEST")
@@ -124,6 +135,18 @@ def build(args) -> int:
                           unseen_speakers=_names(args.unseen_speakers) or [], emotions=_names(args.emotions),
                           recognition=recognition, progress=sys.stderr.isatty())
     _print_report(report, args.json)
+    return 0
+
+
+def text_pairs(args) -> int:
+    from dragoman.nodes.data.text_pairs import write_text_pairs
+
+    report = write_text_pairs(args.out, args.pairs, args.seed, args.exclude)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print(f"wrote {report['out']}: {report['pairs']} pairs ({report['asked']} asked), "
+              f"{report['excluded_sentences']} excluded sentences from {len(args.exclude)} manifests")
     return 0
 
 
