@@ -23,7 +23,10 @@ def build_token_cache(cfg: DictConfig) -> None:
     from dragoman.nodes.translator_data import build_cache
 
     torch.set_num_threads(2)
-    cache = build_cache(dict(cfg.manifests), cfg.cache, speaker=SpeakerEncoder.default(), content=ContentTokenizer.default(),
+    from omegaconf import OmegaConf
+
+    manifests = OmegaConf.to_container(cfg.manifests, resolve=True)  # a split: one manifest or a list
+    cache = build_cache(manifests, cfg.cache, speaker=SpeakerEncoder.default(), content=ContentTokenizer.default(),
                         semantic=SemanticTokenizer.default(), emotion=EmotionTokenizer.default())
     sizes = {split: len(recs) for split, recs in cache["splits"].items()}
     print(f"wrote {cfg.cache}: {sizes} utterances, mean rates {cache['mean_rate']}, token counts {cache['token_counts']}")

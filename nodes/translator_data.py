@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -234,20 +235,32 @@ def _token_port(node, kind) -> str:
     raise ValueError(f"{type(node).__name__} has no output of type {kind.__name__}")
 
 
-def build_cache(manifests: dict[str, str], out: str | Path, speaker, content, semantic, emotion=None,
+def read_split(paths: str | Sequence[str]) -> list[dict]:
+    """The rows of one split: a manifest, or several (e.g. the corpus's train split plus more
+    rendered pairs). Pair ids of the k-th of several manifests get a `k:` prefix, since every
+    corpus numbers its pairs from train-000000 and pairs are matched by id."""
+    from dragoman.nodes.manifest import read_manifest
+
+    if isinstance(paths, (str, Path)):
+        return read_manifest(paths)
+    rows = []
+    for k, path in enumerate(paths):
+        rows += [dict(r, pair_id=f"{k}:{r['pair_id']}") if "pair_id" in r else r for r in read_manifest(path)]
+    return rows
+
+
+def build_cache(manifests: dict[str, str | Sequence[str]], out: str | Path, speaker, content, semantic, emotion=None,
                 batch_size: int = 16, max_seconds: float | None = None) -> dict:
     """Run the front nodes over every manifest line once; save and return the token cache.
-    Batches hold utterances of similar `duration` (less padding; the nodes mask it), at most
-    `batch_size` of them and, with `max_seconds`, at most that much padded audio; records keep
-    manifest order."""
+    A split is one manifest or a list of them (`read_split`). Batches hold utterances of similar
+    `duration` (less padding; the nodes mask it), at most `batch_size` of them and, with
+    `max_seconds`, at most that much padded audio; records keep manifest order."""
     from tqdm import tqdm
 
     from dragoman.nodes import types as T
     from dragoman.nodes.audio.io import read_audio
     from dragoman.nodes.data.filters import speech_duration
     from dragoman.nodes.distributed import bucket_by_length
-    from dragoman.nodes.manifest import read_manifest
-
     stages = [("speaker_tokens", speaker, T.SpeakerTokensType), ("content_tokens", content, T.ContentTokensType),
               ("semantic_tokens", semantic, T.SemanticTokensType)]
     if emotion is not None:
@@ -255,7 +268,7 @@ def build_cache(manifests: dict[str, str], out: str | Path, speaker, content, se
     ports = [(key, node, _token_port(node, kind)) for key, node, kind in stages]
     splits: dict[str, list[dict]] = {}
     for split, path in manifests.items():
-        rows = read_manifest(path)
+        rows = read_split(path)
         records: list[dict] = [{} for _ in rows]
         batches = bucket_by_length(rows, lambda r: float(r.get("duration") or 0.0), max_seconds, batch_size)
         for batch in tqdm(batches, desc=f"token cache {split}", unit="batch"):

@@ -7,7 +7,8 @@
     dragoman data import covost COVOST.tsv --audio-dir CLIPS --src-lang zh --out DIR
                         [--cvss-tsv CVSS.tsv --cvss-audio-dir DIR] [--split train] [--json]
     dragoman data stats MANIFEST -o DIR [--max-f0 N] [--json]
-    dragoman data text --out FILE.jsonl --pairs N [--seed S] [--exclude DEV.jsonl TEST.jsonl ...] [--json]
+    dragoman data text --out FILE.jsonl --pairs N [--seed S] [--exclude DEV.jsonl TEST.jsonl ...]
+                       [--format manifest|pairs] [--json]
 
 `build` writes DIR/{train,dev,test,test_unseen_speakers}.jsonl, the wavs under DIR/wavs and
 DIR/build_report.json; `text` writes grammar sentence pairs without audio (LM and MT data that
@@ -74,6 +75,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=1, help="grammar seed (default 1; the rendered corpus used 0)")
     p.add_argument("--exclude", nargs="*", default=[], metavar="MANIFEST",
                    help="manifests whose sentences must not appear (the corpus's dev and test splits)")
+    p.add_argument("--format", default="manifest", choices=["manifest", "pairs"],
+                   help="manifest: two rows per pair (LM/MT data); pairs: {zh, en} rows for `data import pairs`")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=text_pairs)
 
@@ -141,7 +144,7 @@ def build(args) -> int:
 def text_pairs(args) -> int:
     from dragoman.nodes.data.text_pairs import write_text_pairs
 
-    report = write_text_pairs(args.out, args.pairs, args.seed, args.exclude)
+    report = write_text_pairs(args.out, args.pairs, args.seed, args.exclude, args.format)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:

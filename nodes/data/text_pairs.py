@@ -63,11 +63,19 @@ def grammar_text_pairs(n_pairs: int, seed: int, exclude: set[str], max_draws: in
         kept += 1
 
 
-def write_text_pairs(out: str | Path, n_pairs: int, seed: int, exclude_manifests: Iterable[str | Path] = ()) -> dict:
-    """Write the text manifest atomically; return a short report."""
+def write_text_pairs(out: str | Path, n_pairs: int, seed: int, exclude_manifests: Iterable[str | Path] = (),
+                     fmt: str = "manifest") -> dict:
+    """Write the pairs atomically; return a short report. `fmt` "manifest": two rows per pair as
+    above; "pairs": one {"zh", "en", "template"} row per pair, the input of `dragoman data import
+    pairs` (which renders them: more training speech that still avoids the test sentences)."""
+    if fmt not in ("manifest", "pairs"):
+        raise DragomanError(f"--format {fmt!r}: expected 'manifest' or 'pairs'")
     exclude_manifests = list(exclude_manifests)
     exclude = excluded_sentences(exclude_manifests)
     rows = list(grammar_text_pairs(n_pairs, seed, exclude))
+    if fmt == "pairs":
+        rows = [{"zh": zh["text"], "en": en["text"], "template": zh["template"]} for zh, en in zip(rows[::2], rows[1::2])]
     path = write_manifest(out, rows)
-    return {"out": str(path), "pairs": len(rows) // 2, "asked": n_pairs, "excluded_sentences": len(exclude),
+    return {"out": str(path), "pairs": len(rows) // (2 if fmt == "manifest" else 1), "asked": n_pairs,
+            "excluded_sentences": len(exclude),
             "exclude_manifests": [str(p) for p in exclude_manifests], "seed": seed}

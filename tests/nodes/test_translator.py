@@ -177,3 +177,60 @@ def test_epoch_sequences_cover_phase_two_tasks(cache):
     assert len(seqs) == 2 * 2 * 2  # 2 pairs x 2 directions x 2 tasks each
     heads = {node.tokenizer.itos[ids[1]] for ids, _ in seqs}
     assert heads & set(U.MODE_TOKENS.values())
+
+
+def punctuated_translator():
+    chars = sorted({c for texts in TEXTS.values() for t in texts for c in t} | set("R.!"))
+    return Translator({"lm": TINY_LM, "tokens": COUNTS, "text_chars": chars})
+
+
+def test_mt_sequences_from_text_pairs_without_audio(cache):
+    tok = punctuated_translator().tokenizer
+    zh, en = {"lang": "zh", "text": "红色的花", "pair_id": "t0"}, {"lang": "en", "text": "Red flowers.", "pair_id": "t0"}
+    ids, n = build_sequence("mt", zh, en, tok, {})
+    assert tok.decode(ids[n:]) == "Red flowers." + U.END_CONTENT and ids[-1] == tok.convert_tokens_to_ids([U.IM_END])[0]
+    plain, n_plain = build_sequence("mt", en, zh, tok, {}, normalized_source=True)
+    assert tok.decode(plain[3:n_plain - 3]) == "red flowers"  # the recogniser's form: lower case, no punctuation
+    pairs = [(zh, en), (en, zh)]
+    seqs = epoch_sequences(cache, "train", 1, tok, seed=0, text_pairs=pairs, text_mt=2)
+    assert len(seqs) == 2 * 2 * 2 + 2
+    assert sum(tok.decode(ids[n:]).startswith(("Red flowers.", "红色的花")) for ids, n in seqs) >= 2
+
+
+def test_quality_sequences_write_the_transcript_in_the_recognisers_form(cache):
+    node = punctuated_translator()
+    zh, en = cache["splits"]["train"][0], dict(cache["splits"]["train"][1], text="Red flowers!")
+    ids, n = build_sequence("quality", en, zh, node.tokenizer, cache["mean_rate"])
+    assert node.tokenizer.decode(ids[n:]).startswith("red flowers" + U.END_CONTENT)
+
+
+def test_quality_prompter_can_take_the_recognisers_transcript():
+    p = CoTPrompter({"mode": "quality", "target_lang": "en", "transcript": "recognizer", "mean_rate": {"zh": 4.0, "en": 10.0}})
+    speaker, content = [torch.zeros(32, dtype=torch.long)] * 2, [torch.ones(25, dtype=torch.long)] * 2
+    given, fallback = p.run(speaker_tokens=speaker, content_tokens=content, source_text=["一二三四五六七八", " "])["request"]
+    assert given.prompt_text == "一二三四五六七八" and given.force_after == {}
+    assert given.prompt_suffix == [U.END_CONTENT, U.TASK_S2TT, "<|eng|>", "<|speed_9|>", U.START_CONTENT]
+    assert fallback.prompt_text == "" and U.END_CONTENT in fallback.force_after  # no transcript: the model writes it
+    with pytest.raises(DragomanError, match="transcript 'asr'"):
+        CoTPrompter({"transcript": "asr"})
+
+
+def test_parser_takes_the_given_transcript_and_parses_the_rest_as_translation():
+    out = "red flowers" + U.END_CONTENT + U.START_SEMANTIC + U.semantic_token(3) + U.semantic_token(5) + U.END_SEMANTIC
+    own = "红色的花" + U.END_CONTENT + out
+    results = [GenerationResult(text=out, ids=[1], stopped_by="eos", prompt_tokens=3),
+               GenerationResult(text=own, ids=[1], stopped_by="eos", prompt_tokens=3)]
+    parsed = CoTParser({"mode": "quality", "transcript": "recognizer"}).run(result=results, source_text=["红色的花 ", ""])
+    assert parsed["transcript"] == ["红色的花", "红色的花"]
+    assert parsed["translation"] == ["red flowers", "red flowers"]
+    assert [t.tolist() for t in parsed["semantic_tokens"]] == [[3, 5], [3, 5]]
+
+
+def test_source_language_node_tags_every_segment():
+    from dragoman.nodes.controller import SourceLanguage
+
+    audio = [torch.zeros(1600), torch.zeros(800)]
+    assert SourceLanguage({"target_lang": "en"}).run(audio=audio)["language"] == ["zh", "zh"]
+    assert SourceLanguage({"target_lang": "zh"}).run(audio=audio)["language"] == ["en", "en"]
+    with pytest.raises(DragomanError, match="target_lang 'fr'"):
+        SourceLanguage({"target_lang": "fr"}).run(audio=audio)
