@@ -95,6 +95,10 @@ class ContentTokenizerConfig:
     sample_rate: int = 16000
     chunk_seconds: float = 30.0
     decoding: DecodingConfig = dataclasses.field(default_factory=DecodingConfig)
+    # Fine-tune only the recognition head (codes -> characters) on frozen tokens: the content
+    # tokens, and so every node trained on them, stay bit-identical while the recogniser learns
+    # from more speech than the tokenizer was trained on.
+    train_head_only: bool = False
     optim: dict[str, Any] = dataclasses.field(default_factory=lambda: {"name": "adamw", "lr": 2e-3, "weight_decay": 0.01})
     train_ds: Optional[TranscribedDataConfig] = None
     validation_ds: Optional[TranscribedDataConfig] = None
@@ -194,6 +198,10 @@ def remade(loader: DataLoader) -> DataLoader:
     return bucketed_loader(loader.dataset, batches.batch_size, batches.bucket, batches.shuffle, loader.num_workers)
 
 
+# ContentNet modules that produce the tokens (frozen by `train_head_only`); the rest read them.
+TOKEN_PATH = ("frontend", "sub1", "sub2", "encoder", "pool", "latent_norm", "to_latent", "fsq", "aux_chars", "adversary")
+
+
 class ContentTokenizer(TrainableNode):
     node_name = "content_tokenizer"
     Config = ContentTokenizerConfig
@@ -227,6 +235,11 @@ class ContentTokenizer(TrainableNode):
         self.vocab = CharVocab(raw["vocab"])
         super().__init__(raw, trainer)
         self.net = ContentNet(ContentNetConfig(**OmegaConf.to_container(self.cfg.net)))
+        if self.cfg.get("train_head_only"):
+            for name in TOKEN_PATH:
+                module = getattr(self.net, name)
+                if module is not None:
+                    module.requires_grad_(False)
         self._val_ids: list[torch.Tensor] = []
         self._scorers: dict[str, FusionScorer] = {}
 
@@ -388,7 +401,8 @@ class ContentTokenizer(TrainableNode):
 
     # -- training ----------------------------------------------------------------------------
     def make_dataloader(self, cfg, train: bool):
-        phones = list(self.cfg.phones) if self.cfg.aux_ctc_weight and self.cfg.aux_units == "phones" else ()
+        aux = self.cfg.aux_ctc_weight and not self.cfg.get("train_head_only")  # the head-only loss has no aux term
+        phones = list(self.cfg.phones) if aux and self.cfg.aux_units == "phones" else ()
         dataset = TranscribedAudioDataset(cfg.manifest, self.vocab, list(self.cfg.speakers), cfg.max_seconds, phones)
         return bucketed_loader(dataset, cfg.batch_size, cfg.bucket, train and cfg.shuffle, cfg.num_workers)
 
@@ -412,11 +426,34 @@ class ContentTokenizer(TrainableNode):
         fast = play_faster(wav, factor, self.cfg.sample_rate)
         return fast, torch.clamp((lengths.double() / factor).floor().long(), 1, fast.shape[1])
 
+    @classmethod
+    def prepare_training_config(cls, cfg):
+        """Fine-tuning (`init_from`) keeps the checkpoint's units, speakers, network shape and
+        decoding unless the config names its own: a vocabulary rebuilt from another manifest
+        would not fit the checkpoint's output layer."""
+        from omegaconf import OmegaConf, open_dict
+
+        if cfg.get("init_from") and not cfg.model.get("vocab"):
+            source = cls.restore_from(cfg.init_from, map_location="cpu").cfg
+            with open_dict(cfg):
+                for key in ("vocab", "speakers", "phones", "aux_units", "net", "decoding"):
+                    value = source.get(key)
+                    if value is not None:
+                        cfg.model[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        return cfg
+
+    def _head_only_forward(self, wav: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            codes, ids, n = self.net.encode(wav, lengths)
+        log_probs, frames = self.net.decode_codes(codes, n)
+        return {"log_probs": log_probs, "frame_lengths": frames, "codes": codes, "ids": ids, "token_lengths": n,
+                "latent_excess": log_probs.new_zeros(())}
+
     def _losses(self, batch):
         wav, lengths, targets, target_lengths, speakers, aux_targets, aux_target_lengths = batch
         if self.training:
             wav, lengths = self._perturb_speed(wav, lengths)
-        out = self.net(wav, lengths)
+        out = self._head_only_forward(wav, lengths) if self.cfg.get("train_head_only") else self.net(wav, lengths)
         ctc = F.ctc_loss(out["log_probs"].transpose(0, 1), targets, out["frame_lengths"], target_lengths,
                          blank=0, zero_infinity=True)
         logs = {"ctc": ctc, "latent_excess": out["latent_excess"]}

@@ -63,6 +63,8 @@ def register(sub) -> None:
     lm.add_argument("-o", "--output", required=True, help=".nemo to write (weights unchanged, LMs in its config)")
     for lang in ("zh", "en"):
         lm.add_argument(f"--order-{lang}", type=int, help=f"n-gram order of the {lang} LM (default: the config's)")
+        lm.add_argument(f"--weight-{lang}", type=float, help=f"fusion weight of the {lang} LM (default: the config's)")
+        lm.add_argument(f"--bonus-{lang}", type=float, help=f"length bonus with the {lang} LM (default: the config's)")
     lm.set_defaults(handler=run_lm)
 
 
@@ -93,9 +95,10 @@ def run_lm(args) -> int:
 
     node = ContentTokenizer.restore_from(args.checkpoint) if args.checkpoint else ContentTokenizer.default()
     for lang in ("zh", "en"):
-        order = getattr(args, f"order_{lang}")
-        if order is not None:
-            node.cfg.decoding[lang].order = order
+        for flag, key in (("order", "order"), ("weight", "weight"), ("bonus", "length_bonus")):
+            value = getattr(args, f"{flag}_{lang}")
+            if value is not None:
+                node.cfg.decoding[lang][key] = value
     sizes = node.set_recognizer_lm(read_manifest(args.manifest))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     node.save_to(args.output)

@@ -196,3 +196,26 @@ def test_packaged_config_trains_with_lightning_and_saves(toy_manifest, tmp_path)
     restored = ContentTokenizer.restore_from(tmp_path / "c.nemo")
     assert list(restored.cfg.vocab) == [BLANK, " ", "a", "b", "c", "d"]
     assert (tmp_path / "content_tokenizer" / "curves.png").is_file()
+
+
+def test_head_only_fine_tuning_keeps_the_tokens_and_the_checkpoints_alphabet(toy_manifest, tmp_path):
+    from dragoman.nodes.training import load_train_config, train
+
+    torch.manual_seed(0)
+    base = ContentTokenizer(dict(TINY, aux_ctc_weight=0.3))
+    base.save_to(str(tmp_path / "base.nemo"))
+    other = tmp_path / "other.jsonl"  # a manifest with a letter the checkpoint's alphabet lacks
+    other.write_text(toy_manifest.read_text().replace('"text": "a', '"text": "e'))
+    cfg = load_train_config("content_tokenizer", overrides=[
+        f"model.train_ds.manifest={other}", f"model.validation_ds.manifest={toy_manifest}",
+        "model.train_ds.num_workers=0", "model.validation_ds.num_workers=0", "model.train_ds.batch_size=8",
+        "model.train_head_only=true", "model.optim.sched.warmup_steps=2", "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false", f"exp.dir={tmp_path}", f"init_from={tmp_path}/base.nemo",
+        f"save_to={tmp_path}/head.nemo"])
+    train(cfg)
+    tuned = ContentTokenizer.restore_from(tmp_path / "head.nemo").eval()
+    assert list(tuned.cfg.vocab) == list(base.cfg.vocab)  # the checkpoint's units, not the manifest's
+    wavs = [torch.from_numpy(spoken(w)).float() for w in ("abca", "dcb")]
+    assert all(torch.equal(a, b) for a, b in zip(base.eval().tokenize(wavs), tuned.tokenize(wavs)))
+    assert not torch.equal(base.net.to_chars.weight, tuned.net.to_chars.weight)
+    assert torch.equal(base.net.to_latent.weight, tuned.net.to_latent.weight)

@@ -107,7 +107,8 @@ def built(tmp_path_factory):
     rows = [{"text": t.upper(), "lang": "en"} for t in EN_TEXTS] + [{"text": t + "。", "lang": "zh"} for t in ZH_TEXTS]
     (root / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     code = main(["node", "lm", "content_tokenizer", "--manifest", str(root / "train.jsonl"), "--checkpoint",
-                 str(root / "plain.nemo"), "-o", str(root / "out" / "lm.nemo"), "--order-en", "3"])
+                 str(root / "plain.nemo"), "-o", str(root / "out" / "lm.nemo"), "--order-en", "3",
+                 "--weight-zh", "0.7", "--bonus-zh", "1.5"])
     assert code == 0
     return node, root / "out" / "lm.nemo"
 
@@ -123,6 +124,8 @@ def test_built_checkpoint_round_trips_and_loads_with_weights_only(built):
     expected = CharNgramLM.estimate(EN_TEXTS, 3, [" ", "'", "a", "b", "c", "d"])  # upper case, punctuation normalised away
     assert cfg["decoding"]["en"]["ngrams"] == expected.to_text() and cfg["decoding"]["en"]["order"] == 3
     assert CharNgramLM.from_text(cfg["decoding"]["zh"]["ngrams"], ["你", "好"]).order == 3
+    assert (cfg["decoding"]["zh"]["weight"], cfg["decoding"]["zh"]["length_bonus"]) == (0.7, 1.5)
+    assert cfg["decoding"]["en"]["weight"] == node.cfg.decoding.en.weight  # not given: the config's
 
     restored = ContentTokenizer.restore_from(path)
     assert restored.cfg.decoding.en.ngrams == expected.to_text()
