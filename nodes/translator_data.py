@@ -123,6 +123,8 @@ def load_text_pairs(path: str | Path) -> list[tuple[dict, dict]]:
     """Both directions of every pair of a text manifest (`dragoman data text`)."""
     from dragoman.nodes.manifest import read_manifest
 
+    if not Path(path).is_file():
+        raise DragomanError(f"{path}: no text pairs (write them with `dragoman data text`, or set text_mt_per_epoch=0)")
     pairs = pairs_of(read_manifest(path))
     if not pairs:
         raise DragomanError(f"{path}: no complete zh/en text pairs (rows need pair_id, lang and text)")

@@ -48,15 +48,24 @@ def token_cache(path):
     return path
 
 
+def text_pairs(path):
+    """A text manifest as `dragoman data text` writes it (one sentence has a character the cache lacks)."""
+    rows = [{"pair_id": "t0", "lang": "zh", "text": "红色的猫"}, {"pair_id": "t0", "lang": "en", "text": "red cats!"}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
 def translator_training_config(cache, tmp_path, extra=()):
     cfg = load_train_config("translator", overrides=[
-        f"cache={cache}", *[f"model.lm.{k}={v}" for k, v in TINY_LM.items()], "model.train_ds.max_tokens_per_row=96",
+        f"cache={cache}", f"text_pairs={text_pairs(tmp_path / 'text.jsonl')}", "model.train_ds.text_mt_per_epoch=2",
+        *[f"model.lm.{k}={v}" for k, v in TINY_LM.items()], "model.train_ds.max_tokens_per_row=96",
         "model.train_ds.rows_per_batch=2", "model.validation_ds.rows_per_batch=2", f"exp.dir={tmp_path}", *extra])
     return Translator.prepare_training_config(cfg)
 
 
 def translator_node(tmp_path):
     cfg = translator_training_config(token_cache(tmp_path / "cache.pt"), tmp_path)
+    assert "!" in cfg.model.text_chars  # the vocabulary covers the text pairs too
     return Translator(cfg.model)
 
 
