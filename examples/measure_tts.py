@@ -1,6 +1,7 @@
 """Does the Translator's speech say its text? Its TTS task alone, against the original recordings.
 
-    python examples/measure_tts.py [--manifest data/corpus/test.jsonl] [--lang en] [--limit 20] [--greedy] [--json]
+    python examples/measure_tts.py [--manifest data/corpus/test.jsonl] [--lang en] [--limit 20] [--greedy]
+                                   [--translator X.nemo] [--json]
 
 For each utterance of `--lang`: the default speaker and emotion tokenizers read the recording,
 the Translator's TTS task turns the TRUE text into semantic tokens (task_prompter -> translator
@@ -17,7 +18,7 @@ import json
 from bench_modes import run_main
 
 
-def measure(manifest: str, lang: str, limit: int, greedy: bool) -> dict:
+def measure(manifest: str, lang: str, limit: int, greedy: bool, translator_path: str | None = None) -> dict:
     import torch
 
     from dragoman.nodes.audio.io import read_audio
@@ -35,7 +36,8 @@ def measure(manifest: str, lang: str, limit: int, greedy: bool) -> dict:
     if not rows:
         raise DragomanError(f"{manifest}: no lines with lang={lang}")
     speaker, emotion, content = SpeakerEncoder.default().eval(), EmotionTokenizer.default().eval(), ContentTokenizer.default().eval()
-    translator, decoder = Translator.default().eval(), Decoder.default().eval()
+    translator = (Translator.restore_from(translator_path) if translator_path else Translator.default()).eval()
+    decoder = Decoder.default().eval()
     prompter = TaskPrompter({"task": "tts", "target_lang": lang, "source_lang": {"zh": "en", "en": "zh"}[lang],
                              "sampling": {"do_sample": not greedy}})
     parser = CoTParser({"mode": "direct"})
@@ -62,9 +64,10 @@ def main() -> None:
     parser.add_argument("--lang", default="en", choices=["en", "zh"])
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--greedy", action="store_true", help="greedy decoding instead of the default sampling")
+    parser.add_argument("--translator", help="a translator .nemo (default: the committed checkpoint)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = measure(args.manifest, args.lang, args.limit, args.greedy)
+    result = measure(args.manifest, args.lang, args.limit, args.greedy, args.translator)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return

@@ -61,6 +61,7 @@ class TranslatorDataConfig:
     tasks_per_pair: int = 1            # sequences drawn per pair direction and epoch
     text_pairs: Optional[str] = None   # text manifest (`dragoman data text`) for extra MT sequences
     text_mt_per_epoch: int = 0         # MT sequences drawn from text_pairs per epoch
+    tasks: Optional[list[str]] = None  # restrict the phase's tasks (e.g. [tts]); None: all of them
     shuffle: bool = True
     seed: int = 0
     defer_setup: bool = True           # loaders need the tokenizer, which exists only after ModelPT.__init__

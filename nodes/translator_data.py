@@ -31,6 +31,7 @@ from dragoman.nodes.errors import DragomanError
 from dragoman.nodes.text_units import normalize_text
 
 TASKS = {1: ("asr", "s2tt", "tts", "mt"), 2: ("asr", "s2tt", "tts", "mt", "quality", "performance", "direct")}
+S2ST = {"quality", "performance", "direct"}
 
 
 def relative_speed(record: dict, mean_rate: dict[str, float]) -> float:
@@ -143,20 +144,25 @@ def text_mt_sequences(pairs: list[tuple[dict, dict]], count: int, tok, seed: int
 
 def epoch_sequences(cache: dict, split: str, phase: int, tok, seed: int, hq_only: bool = False,
                     tasks_per_pair: int = 2, text_pairs: list | None = None,
-                    text_mt: int = 0) -> list[tuple[list[int], int]]:
-    """One epoch's sequences: `tasks_per_pair` tasks per corpus pair direction, plus `text_mt`
-    MT sequences from `text_pairs` (text without audio: the grammar is learnt from far more
-    sentences than the rendered corpus holds)."""
+                    text_mt: int = 0, tasks: list[str] | None = None) -> list[tuple[list[int], int]]:
+    """One epoch's sequences: `tasks_per_pair` tasks per corpus pair direction (drawn from the
+    phase's tasks, or from `tasks` when given, e.g. ["tts"] to train one task alone), plus
+    `text_mt` MT sequences from `text_pairs` (text without audio: the grammar is learnt from far
+    more sentences than the rendered corpus holds)."""
     rng = random.Random(seed)
     records = cache["splits"][split]
     if hq_only:
         records = [r for r in records if r.get("hq", True)]
-    tasks = TASKS[min(phase, 2)]
+    if tasks:
+        unknown = sorted(set(tasks) - set(TASKS[2]))
+        if unknown:
+            raise DragomanError(f"unknown translator task(s) {unknown}; tasks: {', '.join(TASKS[2])}")
+    tasks = tuple(tasks) if tasks else TASKS[min(phase, 2)]
     seqs = []
     for src, tgt in pairs_of(records):
         chosen = rng.sample(tasks, k=min(tasks_per_pair, len(tasks)))
-        if phase >= 2 and not any(t in ("quality", "performance", "direct") for t in chosen):
-            chosen[0] = rng.choice(("quality", "performance", "direct"))
+        if phase >= 2 and set(tasks) & S2ST and not any(t in S2ST for t in chosen):
+            chosen[0] = rng.choice([t for t in ("quality", "performance", "direct") if t in tasks])
         seqs += [build_sequence(t, src, tgt, tok, cache["mean_rate"], normalized_source=rng.random() < 0.5)
                  for t in chosen]
     if text_pairs and text_mt > 0:
@@ -214,7 +220,8 @@ def packed_loader(cfg, tok, train: bool, epoch: int = 0):
     text_mt = int(cfg.get("text_mt_per_epoch") or 0)
     text_pairs = load_text_pairs(cfg.text_pairs) if (cfg.get("text_pairs") and text_mt > 0) else None
     seqs = epoch_sequences(cache, cfg.split, cfg.phase, tok, seed=cfg.seed + epoch, hq_only=cfg.hq_only,
-                           tasks_per_pair=cfg.tasks_per_pair, text_pairs=text_pairs, text_mt=text_mt)
+                           tasks_per_pair=cfg.tasks_per_pair, text_pairs=text_pairs, text_mt=text_mt,
+                           tasks=list(cfg.get("tasks") or []) or None)
     rows = pack(seqs, cfg.max_tokens_per_row, tok.pad_id)
     return torch.utils.data.DataLoader(PackedRows(rows), batch_size=cfg.rows_per_batch, shuffle=train and cfg.shuffle,
                                        collate_fn=lambda b: collate_rows(b, tok.pad_id))

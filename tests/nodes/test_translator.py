@@ -234,3 +234,11 @@ def test_source_language_node_tags_every_segment():
     assert SourceLanguage({"target_lang": "zh"}).run(audio=audio)["language"] == ["en", "en"]
     with pytest.raises(DragomanError, match="target_lang 'fr'"):
         SourceLanguage({"target_lang": "fr"}).run(audio=audio)
+
+
+def test_epoch_sequences_can_train_one_task_alone(cache):
+    node = tiny_translator()
+    seqs = epoch_sequences(cache, "train", 2, node.tokenizer, seed=0, tasks_per_pair=1, tasks=["tts"])
+    assert len(seqs) == 4 and {node.tokenizer.itos[ids[0]] for ids, _ in seqs} == {U.TASK_TTS}
+    with pytest.raises(DragomanError, match="unknown translator task"):
+        epoch_sequences(cache, "train", 1, node.tokenizer, seed=0, tasks=["speak"])
