@@ -38,8 +38,7 @@ def measure(manifest: str, lang: str, limit: int, greedy: bool, translator_path:
     speaker, emotion, content = SpeakerEncoder.default().eval(), EmotionTokenizer.default().eval(), ContentTokenizer.default().eval()
     translator = (Translator.restore_from(translator_path) if translator_path else Translator.default()).eval()
     decoder = Decoder.default().eval()
-    prompter = TaskPrompter({"task": "tts", "target_lang": lang, "source_lang": {"zh": "en", "en": "zh"}[lang],
-                             "sampling": {"do_sample": not greedy}})
+    prompter = TaskPrompter({"task": "tts", "target_lang": lang, "sampling": {"do_sample": not greedy}})
     parser = CoTParser({"mode": "direct"})
     refs, heard, spoken = [], [], []
     with torch.no_grad():

@@ -436,7 +436,7 @@ class ContentTokenizer(TrainableNode):
         from omegaconf import OmegaConf, open_dict
 
         if cfg.get("init_from") and not cfg.model.get("vocab"):
-            source = cls.restore_from(cfg.init_from, map_location="cpu").cfg
+            source = cls.restore_from(cfg.init_from, return_config=True)  # the config only, no weights
             with open_dict(cfg):
                 for key in ("vocab", "speakers", "phones", "aux_units", "net", "decoding"):
                     value = source.get(key)

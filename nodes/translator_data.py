@@ -31,7 +31,7 @@ from dragoman.nodes.errors import DragomanError
 from dragoman.nodes.text_units import normalize_text
 
 TASKS = {1: ("asr", "s2tt", "tts", "mt"), 2: ("asr", "s2tt", "tts", "mt", "quality", "performance", "direct")}
-S2ST = {"quality", "performance", "direct"}
+S2ST = ("quality", "performance", "direct")  # ordered: the seeded draw below depends on it
 
 
 def relative_speed(record: dict, mean_rate: dict[str, float]) -> float:
@@ -81,7 +81,7 @@ def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, fl
         prompt = (ids([U.TASK_TTS, L[src["lang"]], *head, *_emo(src), U.WRITE_GENERATE, U.START_CONTENT]) + text(src["text"])
                   + ids([U.END_CONTENT, s_speed, U.START_SEMANTIC]))
         target = ids(_sem(src) + [U.END_SEMANTIC, U.IM_END])
-    elif task in ("quality", "performance", "direct"):
+    elif task in S2ST:
         inputs = U.PromptInputs(src["speaker_tokens"], src["content_tokens"], src["lang"], tgt["lang"],
                                 src.get("emotion_tokens") or None, speed=relative_speed(tgt, mean_rate))
         names = U.build_prompt(task, inputs)
@@ -161,8 +161,9 @@ def epoch_sequences(cache: dict, split: str, phase: int, tok, seed: int, hq_only
     seqs = []
     for src, tgt in pairs_of(records):
         chosen = rng.sample(tasks, k=min(tasks_per_pair, len(tasks)))
-        if phase >= 2 and set(tasks) & S2ST and not any(t in S2ST for t in chosen):
-            chosen[0] = rng.choice([t for t in ("quality", "performance", "direct") if t in tasks])
+        s2st = [t for t in S2ST if t in tasks]
+        if phase >= 2 and s2st and not any(t in S2ST for t in chosen):
+            chosen[0] = rng.choice(s2st)
         seqs += [build_sequence(t, src, tgt, tok, cache["mean_rate"], normalized_source=rng.random() < 0.5)
                  for t in chosen]
     if text_pairs and text_mt > 0:
