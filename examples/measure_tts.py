@@ -1,7 +1,7 @@
 """Does the Translator's speech say its text? Its TTS task alone, against the original recordings.
 
     python examples/measure_tts.py [--manifest data/corpus/test.jsonl] [--lang en] [--limit 20] [--greedy]
-                                   [--translator X.nemo] [--json]
+                                   [--translator X.nemo] [--repetition-penalty 1.1] [--json]
 
 For each utterance of `--lang`: the default speaker and emotion tokenizers read the recording,
 the Translator's TTS task turns the TRUE text into semantic tokens (task_prompter -> translator
@@ -18,7 +18,8 @@ import json
 from bench_modes import run_main
 
 
-def measure(manifest: str, lang: str, limit: int, greedy: bool, translator_path: str | None = None) -> dict:
+def measure(manifest: str, lang: str, limit: int, greedy: bool, translator_path: str | None = None,
+            repetition_penalty: float = 1.1) -> dict:
     import torch
 
     from dragoman.nodes.audio.io import read_audio
@@ -38,7 +39,7 @@ def measure(manifest: str, lang: str, limit: int, greedy: bool, translator_path:
     speaker, emotion, content = SpeakerEncoder.default().eval(), EmotionTokenizer.default().eval(), ContentTokenizer.default().eval()
     translator = (Translator.restore_from(translator_path) if translator_path else Translator.default()).eval()
     decoder = Decoder.default().eval()
-    prompter = TaskPrompter({"task": "tts", "target_lang": lang, "sampling": {"do_sample": not greedy}})
+    prompter = TaskPrompter({"task": "tts", "target_lang": lang, "sampling": {"do_sample": not greedy, "repetition_penalty": repetition_penalty}})
     parser = CoTParser({"mode": "direct"})
     refs, heard, spoken = [], [], []
     with torch.no_grad():
@@ -52,7 +53,7 @@ def measure(manifest: str, lang: str, limit: int, greedy: bool, translator_path:
             refs.append(normalize_text(row["text"], lang))
             heard.append(normalize_text(content.transcribe([wav], lang=lang)[0], lang))
             spoken.append(normalize_text(content.transcribe([audio.float()], lang=lang)[0], lang))
-    return {"manifest": manifest, "lang": lang, "n": len(rows), "greedy": greedy,
+    return {"manifest": manifest, "lang": lang, "n": len(rows), "greedy": greedy, "repetition_penalty": repetition_penalty,
             "cer_recording": cer(heard, refs), "cer_tts": cer(spoken, refs),
             "examples": [{"text": r, "recording": h, "tts": s} for r, h, s in list(zip(refs, heard, spoken))[:3]]}
 
@@ -64,9 +65,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--greedy", action="store_true", help="greedy decoding instead of the default sampling")
     parser.add_argument("--translator", help="a translator .nemo (default: the committed checkpoint)")
+    parser.add_argument("--repetition-penalty", type=float, default=1.1, help="1.0 turns it off (default 1.1, UniSS's)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = measure(args.manifest, args.lang, args.limit, args.greedy, args.translator)
+    result = measure(args.manifest, args.lang, args.limit, args.greedy, args.translator, args.repetition_penalty)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return

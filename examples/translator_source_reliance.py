@@ -27,7 +27,7 @@ def target_loss(node, ids: list[int], n_prompt: int) -> float:
 
     batch = collate_rows(pack([(ids, n_prompt)], len(ids), 0), 0)
     with torch.no_grad():
-        loss, _ = node._loss(batch)
+        loss = node._loss(batch)[0]
     return float(loss)
 
 
@@ -42,8 +42,8 @@ def reliance(node, cache: dict, split: str, pairs: int) -> dict[str, dict[str, f
         own, swapped = [], []
         for i, (src, tgt) in enumerate(all_pairs):
             other_src, other_tgt = all_pairs[(i + 2) % len(all_pairs)]  # +2: same direction, other pair
-            ids, n = build_sequence(task, src, tgt, node.tokenizer, cache["mean_rate"])
-            other, m = build_sequence(task, other_src, other_tgt, node.tokenizer, cache["mean_rate"])
+            ids, n, _ = build_sequence(task, src, tgt, node.tokenizer, cache["mean_rate"])
+            other, m, _ = build_sequence(task, other_src, other_tgt, node.tokenizer, cache["mean_rate"])
             own.append(target_loss(node, ids, n))
             swapped.append(target_loss(node, other[:m] + ids[n:], m))
         out[task] = {"own": round(statistics.mean(own), 4), "swapped": round(statistics.mean(swapped), 4),

@@ -17,6 +17,7 @@ covers target tokens only.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any, Optional
@@ -24,6 +25,7 @@ from typing import Any, Optional
 import torch
 
 from dragoman.nodes import types as T
+from dragoman.nodes.attention_guide import AlignLossConfig, AttentionCapture
 from dragoman.nodes.errors import CheckpointError, DragomanError
 from dragoman.nodes.generation import ControlledDecoder
 from dragoman.nodes.text_tokenizer import HFTokenizer, UnitTokenizer
@@ -81,6 +83,8 @@ class TranslatorConfig:
     optim: dict[str, Any] = dataclasses.field(default_factory=lambda: {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01})
     train_ds: Optional[TranslatorDataConfig] = None
     validation_ds: Optional[TranslatorDataConfig] = None
+    # Guided attention between speech and the text it says (attention_guide.py); training only.
+    align_loss: AlignLossConfig = dataclasses.field(default_factory=AlignLossConfig)
 
 
 class Translator(TrainableNode):
@@ -199,7 +203,13 @@ class Translator(TrainableNode):
         return hidden @ weight.T
 
     def _loss(self, batch):
-        logits = self(batch["input_ids"], batch["position_ids"], batch["segment_ids"])
+        """(token cross-entropy, token accuracy, guided-attention loss or None). The attention
+        guide is measured whenever the batch has spans (validation reports how diagonal the
+        guided heads are even for a model trained without it) and trained when its weight > 0."""
+        capture = AttentionCapture(self.lm, self.cfg.align_loss) if "align" in batch else None
+        with capture.capturing(batch["align"]) if capture else contextlib.nullcontext():
+            logits = self(batch["input_ids"], batch["position_ids"], batch["segment_ids"])
+        align = capture.loss() if capture else None
         labels = batch["labels"][:, 1:]
         rows = self.writable_ids()
         if rows is not None:  # full-vocabulary ids -> positions among the writable rows
@@ -210,18 +220,27 @@ class Translator(TrainableNode):
         loss = torch.nn.functional.cross_entropy(flat.float(), labels.reshape(-1), ignore_index=-100)
         correct = (flat.argmax(-1) == labels.reshape(-1)) & (labels.reshape(-1) != -100)
         acc = correct.sum() / (labels != -100).sum().clamp_min(1)
-        return loss, acc
+        return loss, acc, align
 
     def training_step(self, batch, batch_idx):
-        loss, acc = self._loss(batch)
+        loss, acc, align = self._loss(batch)
         n = int((batch["labels"] != -100).sum())
-        self.log_dict({"train_loss": loss, "train_acc": acc}, prog_bar=True, batch_size=n)
+        logs = {"train_loss": loss, "train_acc": acc}
+        if align is not None:
+            logs["train_align"] = align
+            weight = float(self.cfg.align_loss.weight)
+            if weight > 0:
+                logs["train_total"] = loss = loss + weight * align
+        self.log_dict(logs, prog_bar=True, batch_size=n)
         return loss
 
     def validation_step(self, batch, batch_idx):
-        loss, acc = self._loss(batch)
+        loss, acc, align = self._loss(batch)
         n = int((batch["labels"] != -100).sum())
-        self.log_dict({"val_loss": loss, "val_acc": acc}, prog_bar=True, batch_size=n, sync_dist=True)
+        logs = {"val_loss": loss, "val_acc": acc}
+        if align is not None:
+            logs["val_align"] = align
+        self.log_dict(logs, prog_bar=True, batch_size=n, sync_dist=True)
         return loss
 
 

@@ -10,7 +10,9 @@
    sequences from a text manifest (`dragoman data text`): on the 1,600 rendered pairs alone the
    8.5M-parameter default never learnt to translate (Text-BLEU 1-3), while 8 minutes of MT on
    60k grammar pairs reached BLEU 84 (zh) / 78 (en) on the test sentences.
-   Each sequence is (ids, number of prompt ids): the loss covers only what follows the prompt.
+   Each sequence is a `TrainSeq` (ids, number of prompt ids, alignment span): the loss covers
+   only what follows the prompt; sequences that speak a text (tts, quality, performance) mark
+   where that text and its speech lie, for the guided-attention loss (attention_guide.py).
 3. `packed_loader` packs sequences first-fit into rows; `segment_ids` drive the block-diagonal
    mask (`translator.block_causal_mask`) and positions restart in every sequence.
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
@@ -55,12 +57,20 @@ def _sem(r):
     return [U.semantic_token(t) for t in r["semantic_tokens"]]
 
 
+class TrainSeq(NamedTuple):
+    """A training sequence: ids, how many of them are prompt (no loss), and for sequences that
+    speak a text, where that text and its semantic tokens lie: (text_start, text_end,
+    speech_start, speech_end), ends exclusive (the guided-attention loss, attention_guide.py)."""
+    ids: list[int]
+    n_prompt: int
+    align: tuple[int, int, int, int] | None = None
+
+
 def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, float],
-                   normalized_source: bool = False) -> tuple[list[int], int]:
-    """One training sequence as (ids, prompt length). `src` is what is heard, `tgt` what is said;
-    single-utterance tasks (asr, tts) use `src` only. `normalized_source`: the MT source is in
-    the recogniser's form (`normalize_text`: lower case, no punctuation), as a quality-mode
-    transcript is."""
+                   normalized_source: bool = False) -> TrainSeq:
+    """One training sequence. `src` is what is heard, `tgt` what is said; single-utterance tasks
+    (asr, tts) use `src` only. `normalized_source`: the MT source is in the recogniser's form
+    (`normalize_text`: lower case, no punctuation), as a quality-mode transcript is."""
     ids = tok.convert_tokens_to_ids
     text = tok.encode_text
     L = U.LANG_TOKENS
@@ -68,8 +78,9 @@ def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, fl
         source = normalize_text(src["text"], src["lang"]) if normalized_source else src["text"]
         prompt = (ids([U.TASK_T2TT, L[tgt["lang"]], U.START_CONTENT]) + text(source)
                   + ids([U.END_CONTENT, U.WRITE_GENERATE, U.START_CONTENT]))
-        return prompt + text(tgt["text"]) + ids([U.END_CONTENT, U.IM_END]), len(prompt)
+        return TrainSeq(prompt + text(tgt["text"]) + ids([U.END_CONTENT, U.IM_END]), len(prompt))
     s_speed, t_speed = U.speed_token(relative_speed(src, mean_rate)), U.speed_token(relative_speed(tgt, mean_rate))
+    align = None
     head = [U.START_GLOBAL, *_g(src), U.END_GLOBAL]
     if task == "asr":
         prompt = ids([U.TASK_ASR, L[src["lang"]], *head, *_glm(src), U.WRITE_GENERATE, U.TASK_ASR, L[src["lang"]], s_speed, U.START_CONTENT])
@@ -78,9 +89,10 @@ def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, fl
         prompt = ids([U.TASK_S2TT, L[tgt["lang"]], *head, *_glm(src), U.WRITE_GENERATE, U.TASK_S2TT, L[tgt["lang"]], t_speed, U.START_CONTENT])
         target = text(tgt["text"]) + ids([U.END_CONTENT, U.IM_END])
     elif task == "tts":
-        prompt = (ids([U.TASK_TTS, L[src["lang"]], *head, *_emo(src), U.WRITE_GENERATE, U.START_CONTENT]) + text(src["text"])
-                  + ids([U.END_CONTENT, s_speed, U.START_SEMANTIC]))
+        lead, said = ids([U.TASK_TTS, L[src["lang"]], *head, *_emo(src), U.WRITE_GENERATE, U.START_CONTENT]), text(src["text"])
+        prompt = lead + said + ids([U.END_CONTENT, s_speed, U.START_SEMANTIC])
         target = ids(_sem(src) + [U.END_SEMANTIC, U.IM_END])
+        align = (len(lead), len(lead) + len(said), len(prompt), len(prompt) + len(src["semantic_tokens"]))
     elif task in S2ST:
         inputs = U.PromptInputs(src["speaker_tokens"], src["content_tokens"], src["lang"], tgt["lang"],
                                 src.get("emotion_tokens") or None, speed=relative_speed(tgt, mean_rate))
@@ -89,16 +101,21 @@ def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, fl
             names[-2] = s_speed
         prompt = ids(names)
         speech = ids([U.START_SEMANTIC, *_sem(tgt), U.END_SEMANTIC, U.IM_END])
+        said = text(tgt["text"])
         if task == "quality":  # the transcript in the recogniser's form, whoever writes it (controller.py)
-            target = (text(normalize_text(src["text"], src["lang"])) + ids(U.quality_middle(tgt["lang"])[:-2] + [t_speed, U.START_CONTENT])
-                      + text(tgt["text"]) + ids([U.END_CONTENT]) + speech)
+            lead = text(normalize_text(src["text"], src["lang"])) + ids(U.quality_middle(tgt["lang"])[:-2] + [t_speed, U.START_CONTENT])
+            target = lead + said + ids([U.END_CONTENT]) + speech
         elif task == "performance":
-            target = text(tgt["text"]) + ids([U.END_CONTENT]) + speech
-        else:
-            target = speech[1:]
+            lead = []
+            target = said + ids([U.END_CONTENT]) + speech
+        else:  # direct mode writes no text for its speech to follow
+            return TrainSeq(prompt + speech[1:], len(prompt))
+        text_start = len(prompt) + len(lead)
+        speech_start = text_start + len(said) + 2  # <|end_content|> <|start_semantic_token|>
+        align = (text_start, text_start + len(said), speech_start, speech_start + len(tgt["semantic_tokens"]))
     else:
         raise ValueError(f"unknown task {task!r}")
-    return prompt + target, len(prompt)
+    return TrainSeq(prompt + target, len(prompt), align)
 
 
 def load_cache(path: str | Path) -> dict:
@@ -133,7 +150,7 @@ def load_text_pairs(path: str | Path) -> list[tuple[dict, dict]]:
 
 
 def text_mt_sequences(pairs: list[tuple[dict, dict]], count: int, tok, seed: int,
-                      normalized_share: float = 0.5) -> list[tuple[list[int], int]]:
+                      normalized_share: float = 0.5) -> list[TrainSeq]:
     """`count` MT sequences drawn (without replacement, a new draw per seed) from text pairs; a
     share of their sources in the recogniser's form, the form of quality-mode transcripts."""
     rng = random.Random(seed)
@@ -144,7 +161,7 @@ def text_mt_sequences(pairs: list[tuple[dict, dict]], count: int, tok, seed: int
 
 def epoch_sequences(cache: dict, split: str, phase: int, tok, seed: int, hq_only: bool = False,
                     tasks_per_pair: int = 2, text_pairs: list | None = None,
-                    text_mt: int = 0, tasks: list[str] | None = None) -> list[tuple[list[int], int]]:
+                    text_mt: int = 0, tasks: list[str] | None = None) -> list[TrainSeq]:
     """One epoch's sequences: `tasks_per_pair` tasks per corpus pair direction (drawn from the
     phase's tasks, or from `tasks` when given, e.g. ["tts"] to train one task alone), plus
     `text_mt` MT sequences from `text_pairs` (text without audio: the grammar is learnt from far
@@ -172,8 +189,9 @@ def epoch_sequences(cache: dict, split: str, phase: int, tok, seed: int, hq_only
     return seqs
 
 
-def pack(seqs: list[tuple[list[int], int]], max_tokens: int, pad_id: int) -> list[dict]:
-    """First-fit packing into rows of at most `max_tokens`; a longer sequence gets its own row."""
+def pack(seqs: list[TrainSeq | tuple[list[int], int]], max_tokens: int, pad_id: int) -> list[dict]:
+    """First-fit packing into rows of at most `max_tokens`; a longer sequence gets its own row.
+    Each row keeps its sequences' alignment spans, shifted to row positions."""
     rows: list[list[tuple[list[int], int]]] = []
     room: list[int] = []
     for seq in sorted(seqs, key=lambda s: -len(s[0])):
@@ -188,21 +206,27 @@ def pack(seqs: list[tuple[list[int], int]], max_tokens: int, pad_id: int) -> lis
             room.append(max(0, max_tokens - n))
     out = []
     for row in rows:
-        ids, labels, pos, seg = [], [], [], []
-        for k, (seq, n_prompt) in enumerate(row):
+        ids, labels, pos, seg, spans = [], [], [], [], []
+        for k, (seq, n_prompt, *align) in enumerate(row):
+            if align and align[0] is not None:
+                spans.append([len(ids) + a for a in align[0]])
             ids += seq
             labels += [-100] * n_prompt + seq[n_prompt:]
             pos += list(range(len(seq)))
             seg += [k] * len(seq)
-        out.append({"input_ids": ids, "labels": labels, "position_ids": pos, "segment_ids": seg})
+        out.append({"input_ids": ids, "labels": labels, "position_ids": pos, "segment_ids": seg, "align": spans})
     return out
 
 
 def collate_rows(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     width = max(len(r["input_ids"]) for r in rows)
     fill = {"input_ids": pad_id, "labels": -100, "position_ids": 0, "segment_ids": -1}
-    return {key: torch.tensor([r[key] + [v] * (width - len(r[key])) for r in rows], dtype=torch.long)
-            for key, v in fill.items()}
+    batch = {key: torch.tensor([r[key] + [v] * (width - len(r[key])) for r in rows], dtype=torch.long)
+             for key, v in fill.items()}
+    most = max(1, max(len(r.get("align", [])) for r in rows))
+    batch["align"] = torch.tensor([r.get("align", []) + [[-1] * 4] * (most - len(r.get("align", []))) for r in rows],
+                                  dtype=torch.long)  # [B, K, 4], -1 rows are padding
+    return batch
 
 
 class PackedRows(torch.utils.data.Dataset):

@@ -45,7 +45,7 @@ def test_packed_rows_do_not_attend_across_samples(cache):
     packed = node(batch["input_ids"], batch["position_ids"], batch["segment_ids"])[0]
     start, rows = 0, node.writable_ids()
     assert packed.shape[-1] == len(rows) < len(node.tokenizer)  # only writable ids are scored
-    for ids, _ in sorted(seqs, key=lambda s: -len(s[0])):
+    for ids, *_ in sorted(seqs, key=lambda s: -len(s[0])):
         alone = node.lm(torch.tensor([ids])).logits[0][:, rows]
         torch.testing.assert_close(packed[start:start + len(ids)], alone, atol=1e-5, rtol=1e-4)
         start += len(ids)
@@ -68,7 +68,7 @@ def test_block_causal_mask_shape_and_padding():
 
 def test_loss_only_on_targets(cache):
     node = tiny_translator()
-    ids, n_prompt = build_sequence("asr", cache["splits"]["train"][0], cache["splits"]["train"][0], node.tokenizer, cache["mean_rate"])
+    ids, n_prompt, _ = build_sequence("asr", cache["splits"]["train"][0], cache["splits"]["train"][0], node.tokenizer, cache["mean_rate"])
     row = pack([(ids, n_prompt)], 4096, 0)[0]
     assert row["labels"][:n_prompt] == [-100] * n_prompt and row["labels"][n_prompt:] == ids[n_prompt:]
     assert node.tokenizer.decode(ids[n_prompt:]) == "红色的花" + U.END_CONTENT
@@ -131,7 +131,7 @@ def test_tiny_translator_learns_and_the_controller_speaks(cache, tmp_path):
     opt = torch.optim.AdamW(node.parameters(), lr=3e-3)
     losses = []
     for _ in range(150):
-        loss, _ = node._loss(batch)
+        loss = node._loss(batch)[0]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -175,7 +175,7 @@ def test_epoch_sequences_cover_phase_two_tasks(cache):
     node = tiny_translator()
     seqs = epoch_sequences(cache, "train", 2, node.tokenizer, seed=0)
     assert len(seqs) == 2 * 2 * 2  # 2 pairs x 2 directions x 2 tasks each
-    heads = {node.tokenizer.itos[ids[1]] for ids, _ in seqs}
+    heads = {node.tokenizer.itos[ids[1]] for ids, *_ in seqs}
     assert heads & set(U.MODE_TOKENS.values())
 
 
@@ -187,20 +187,20 @@ def punctuated_translator():
 def test_mt_sequences_from_text_pairs_without_audio(cache):
     tok = punctuated_translator().tokenizer
     zh, en = {"lang": "zh", "text": "红色的花", "pair_id": "t0"}, {"lang": "en", "text": "Red flowers.", "pair_id": "t0"}
-    ids, n = build_sequence("mt", zh, en, tok, {})
+    ids, n, _ = build_sequence("mt", zh, en, tok, {})
     assert tok.decode(ids[n:]) == "Red flowers." + U.END_CONTENT and ids[-1] == tok.convert_tokens_to_ids([U.IM_END])[0]
-    plain, n_plain = build_sequence("mt", en, zh, tok, {}, normalized_source=True)
+    plain, n_plain, _ = build_sequence("mt", en, zh, tok, {}, normalized_source=True)
     assert tok.decode(plain[3:n_plain - 3]) == "red flowers"  # the recogniser's form: lower case, no punctuation
     pairs = [(zh, en), (en, zh)]
     seqs = epoch_sequences(cache, "train", 1, tok, seed=0, text_pairs=pairs, text_mt=2)
     assert len(seqs) == 2 * 2 * 2 + 2
-    assert sum(tok.decode(ids[n:]).startswith(("Red flowers.", "红色的花")) for ids, n in seqs) >= 2
+    assert sum(tok.decode(ids[n:]).startswith(("Red flowers.", "红色的花")) for ids, n, _ in seqs) >= 2
 
 
 def test_quality_sequences_write_the_transcript_in_the_recognisers_form(cache):
     node = punctuated_translator()
     zh, en = cache["splits"]["train"][0], dict(cache["splits"]["train"][1], text="Red flowers!")
-    ids, n = build_sequence("quality", en, zh, node.tokenizer, cache["mean_rate"])
+    ids, n, _ = build_sequence("quality", en, zh, node.tokenizer, cache["mean_rate"])
     assert node.tokenizer.decode(ids[n:]).startswith("red flowers" + U.END_CONTENT)
 
 
@@ -239,6 +239,6 @@ def test_source_language_node_tags_every_segment():
 def test_epoch_sequences_can_train_one_task_alone(cache):
     node = tiny_translator()
     seqs = epoch_sequences(cache, "train", 2, node.tokenizer, seed=0, tasks_per_pair=1, tasks=["tts"])
-    assert len(seqs) == 4 and {node.tokenizer.itos[ids[0]] for ids, _ in seqs} == {U.TASK_TTS}
+    assert len(seqs) == 4 and {node.tokenizer.itos[ids[0]] for ids, *_ in seqs} == {U.TASK_TTS}
     with pytest.raises(DragomanError, match="unknown translator task"):
         epoch_sequences(cache, "train", 1, node.tokenizer, seed=0, tasks=["speak"])
