@@ -6,13 +6,15 @@
 # by `dragoman data text`, dev and test sentences excluded).
 #   bash examples/train_translator_phases.sh [EPOCHS1 EPOCHS2 EPOCHS3 [CAP_MINUTES_PER_EPOCH]]
 #   MT1=10000 MT2=4000 MT3=2000 bash examples/train_translator_phases.sh 3 4 1 8
+#   ALIGN=1.0 SS=0.3 SS_MIN=16 MT1=15000 bash examples/train_translator_phases.sh 2 2 1 9   (guided + scheduled sampling)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 E1=${1:-1}; E2=${2:-2}; E3=${3:-1}; CAP=${4:-10}
 MT1=${MT1:-10000}; MT2=${MT2:-4000}; MT3=${MT3:-2000}
 PY=${PYTHON:-.venv/bin/python}
 cap() { printf "00:%02d:%02d:00" $(($1 * CAP / 60)) $(($1 * CAP % 60)); }
-common="trainer.enable_progress_bar=false"
+# ALIGN: weight of the guided-attention loss (nodes/attention_guide.py) in every phase.
+common="trainer.enable_progress_bar=false model.align_loss.weight=${ALIGN:-0}"
 
 C=data/corpus
 DRAGOMAN="$PY -m dragoman.graphs.cli"
@@ -32,6 +34,17 @@ $PY examples/train_translator.py phase=2 trainer.max_epochs="$E2" "+trainer.max_
 $PY examples/train_translator.py phase=3 trainer.max_epochs="$E3" "+trainer.max_time=$(cap "$E3")" $common \
     init_from=runs/translator_phase2.nemo model.optim.lr=0.0005 model.optim.sched.warmup_steps=0 \
     model.train_ds.text_mt_per_epoch="$MT3"
+# Optionally SS_MIN minutes more of phase-2 data with scheduled sampling (share SS of the speech
+# history drawn by the model itself; Translator._own_history). SS_MIN=0 (default) skips it.
+SS=${SS:-0.3}; SS_MIN=${SS_MIN:-0}
+final=runs/translator_phase3.nemo
+if [ "$SS_MIN" -gt 0 ]; then
+  $PY examples/train_translator.py phase=2 init_from=runs/translator_phase3.nemo model.scheduled_sampling="$SS" \
+      model.optim.lr=0.001 model.optim.sched.warmup_steps=20 trainer.max_epochs=1 \
+      "+trainer.max_time=$(printf "00:00:%02d:00" "$SS_MIN")" $common model.train_ds.text_mt_per_epoch="$MT2" \
+      exp.name=translator_ss save_to=runs/translator_ss.nemo
+  final=runs/translator_ss.nemo
+fi
 mkdir -p nodes/checkpoints
-cp runs/translator_phase3.nemo nodes/checkpoints/translator.nemo
-echo "nodes/checkpoints/translator.nemo <- runs/translator_phase3.nemo"
+cp "$final" nodes/checkpoints/translator.nemo
+echo "nodes/checkpoints/translator.nemo <- $final"

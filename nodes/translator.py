@@ -85,6 +85,8 @@ class TranslatorConfig:
     validation_ds: Optional[TranslatorDataConfig] = None
     # Guided attention between speech and the text it says (attention_guide.py); training only.
     align_loss: AlignLossConfig = dataclasses.field(default_factory=AlignLossConfig)
+    # Share of speech-history tokens replaced by the model's own draws in training (`_own_history`).
+    scheduled_sampling: float = 0.0
 
 
 class Translator(TrainableNode):
@@ -202,11 +204,49 @@ class Translator(TrainableNode):
         weight = self.lm.lm_head.weight if rows is None else self.lm.lm_head.weight[rows.to(hidden.device)]
         return hidden @ weight.T
 
+    def _own_history(self, batch) -> dict:
+        """Parallel scheduled sampling (Duckworth et al. 2019, arXiv 1906.04331) on speech: a share
+        `scheduled_sampling` of the semantic tokens in a batch's speech spans is replaced, as
+        input only, by what the model itself draws at that position (one extra no-grad pass,
+        temperature 0.7 as at inference); the targets stay the true tokens. Why: teacher-forced,
+        the committed model's one-step predictions decode to intelligible speech (recogniser CER
+        0.23 on 20 test lines, 0.12 for the true tokens), while free-running it drifts (0.72): it
+        never saw its own near-miss codes in its history."""
+        prob = float(self.cfg.get("scheduled_sampling") or 0.0)
+        spans = batch.get("align")
+        if prob <= 0 or spans is None or not bool((spans[..., 0] >= 0).any()):
+            return batch
+        ids = batch["input_ids"]
+        with torch.no_grad():
+            logits = self(ids, batch["position_ids"], batch["segment_ids"]).float() / 0.7
+            drawn = torch.distributions.Categorical(logits=logits).sample()
+            rows = self.writable_ids()
+            drawn = rows.to(ids.device)[drawn] if rows is not None else drawn
+        own = torch.roll(drawn, 1, dims=1)  # what the model wrote for position p, drawn at p - 1
+        speech = torch.zeros_like(ids, dtype=torch.bool)
+        for b, k in (spans[..., 0] >= 0).nonzero().tolist():
+            speech[b, spans[b, k, 2]:spans[b, k, 3]] = True
+        replace = speech & (torch.rand(ids.shape, device=ids.device) < prob) & self._semantic_mask(ids.device)[own]
+        return {**batch, "input_ids": torch.where(replace, own, ids)}
+
+    def _semantic_mask(self, device) -> torch.Tensor:
+        if getattr(self, "_is_semantic", None) is None:
+            from dragoman.nodes import uniss_tokens as U
+
+            names = [U.semantic_token(i) for i in range(int(self.cfg.tokens.num_semantic))]
+            mask = torch.zeros(len(self.tokenizer), dtype=torch.bool)
+            mask[torch.tensor([i for i in self.tokenizer.convert_tokens_to_ids(names) if i is not None])] = True
+            self._is_semantic = mask
+        return self._is_semantic.to(device)
+
     def _loss(self, batch):
         """(token cross-entropy, token accuracy, guided-attention loss or None). The attention
-        guide is measured whenever the batch has spans (validation reports how diagonal the
-        guided heads are even for a model trained without it) and trained when its weight > 0."""
-        capture = AttentionCapture(self.lm, self.cfg.align_loss) if "align" in batch else None
+        guide is trained when its weight > 0 and measured in every validation batch with spans
+        (how diagonal the guided heads are, even in a model trained without it); a training step
+        without it skips the extra work, which cost ~45 % of the step time (1,667 against ~2,400
+        phase-2 steps in the recipe's 18 minutes)."""
+        wanted = not self.training or float(self.cfg.align_loss.weight) > 0
+        capture = AttentionCapture(self.lm, self.cfg.align_loss) if ("align" in batch and wanted) else None
         with capture.capturing(batch["align"]) if capture else contextlib.nullcontext():
             logits = self(batch["input_ids"], batch["position_ids"], batch["segment_ids"])
         align = capture.loss() if capture else None
@@ -223,7 +263,7 @@ class Translator(TrainableNode):
         return loss, acc, align
 
     def training_step(self, batch, batch_idx):
-        loss, acc, align = self._loss(batch)
+        loss, acc, align = self._loss(self._own_history(batch))
         n = int((batch["labels"] != -100).sum())
         logs = {"train_loss": loss, "train_acc": acc}
         if align is not None:

@@ -127,3 +127,32 @@ def test_bad_heads_or_layers_are_named():
     node = translator()
     with pytest.raises(ValueError, match="outside the model's 2 layers x 4 heads"):
         AttentionCapture(node.lm, AlignLossConfig(heads=[4]))
+
+
+def test_scheduled_sampling_replaces_only_speech_history_inputs(pair):
+    """With the model made to always draw semantic token 5, a share of 1 turns every speech input
+    token into it; prompt, text and labels stay; a share of 0 leaves the batch as it was."""
+    zh, en = pair
+    node = translator(seed=3, scheduled_sampling=1.0)
+    five = node.tokenizer.convert_tokens_to_ids(U.semantic_token(5))
+    column = node.writable_ids().tolist().index(five)
+
+    def always_five(input_ids, position_ids, segment_ids):
+        logits = torch.zeros(*input_ids.shape, len(node.writable_ids()))
+        logits[..., column] = 50.0
+        return logits
+
+    node.forward = always_five
+    batch = collate_rows(pack([build_sequence("tts", zh, zh, node.tokenizer, RATE),
+                               build_sequence("asr", en, en, node.tokenizer, RATE)], 4096, 0), 0)
+    torch.manual_seed(0)
+    out = node._own_history(batch)
+    (t0, t1, s0, s1), = batch["align"][0].tolist()
+    speech = torch.zeros_like(batch["input_ids"], dtype=torch.bool)
+    speech[0, s0:s1] = True
+    drew_five = out["input_ids"][speech] == five
+    assert drew_five.all()  # the model's draws
+    assert torch.equal(out["input_ids"][~speech], batch["input_ids"][~speech])
+    assert torch.equal(out["labels"], batch["labels"])
+    node.cfg.scheduled_sampling = 0.0
+    assert node._own_history(batch) is batch
