@@ -6,8 +6,8 @@
 For `--limit` utterances of the split's token cache, the TTS sequence (true text -> the
 recording's semantic tokens) is run with teacher forcing, and for every (layer, head) the
 attention of each speech token over the text tokens (renormalised over the text) is scored with
-the guided-attention penalty of `nodes/attention_guide.py`: 0 = on the diagonal, ~0.7 = spread
-evenly, 1 = far off it. A head that tracks the text has a low penalty; the plot shows the most
+the guided-attention penalty of `nodes/attention_guide.py`: 0 = on the diagonal, 0.58 = spread
+evenly (any lengths), 1 = far off it. A head that tracks the text has a low penalty; the plot shows the most
 diagonal head of each layer for the first utterance (x: speech frames, y: text characters).
 """
 from __future__ import annotations
@@ -91,7 +91,7 @@ def main() -> None:
         print(json.dumps({"split": args.split, "n": args.limit, "penalty_per_head": rows,
                           "best": round(float(penalties.min()), 3)}))
         return
-    print(f"guided-attention penalty per head (0 diagonal, ~0.7 spread, 1 off), TTS on {args.split}:")
+    print(f"guided-attention penalty per head (0 diagonal, 0.58 spread, 1 off), TTS on {args.split}:")
     for name, values in rows.items():
         print(f"  {name}: " + "  ".join(f"{v:.3f}" for v in values))
     print(f"most diagonal head: {float(penalties.min()):.3f}" + (f"; plot: {args.png}" if args.png else ""))
