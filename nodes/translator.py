@@ -243,8 +243,7 @@ class Translator(TrainableNode):
         """(token cross-entropy, token accuracy, guided-attention loss or None). The attention
         guide is trained when its weight > 0 and measured in every validation batch with spans
         (how diagonal the guided heads are, even in a model trained without it); a training step
-        without it skips the extra work, which cost ~45 % of the step time (1,667 against ~2,400
-        phase-2 steps in the recipe's 18 minutes)."""
+        without it skips the extra work (3 % of a step, `examples/bench_attention_guide.py`)."""
         wanted = not self.training or float(self.cfg.align_loss.weight) > 0
         capture = AttentionCapture(self.lm, self.cfg.align_loss) if ("align" in batch and wanted) else None
         with capture.capturing(batch["align"]) if capture else contextlib.nullcontext():

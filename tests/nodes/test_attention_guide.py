@@ -156,3 +156,33 @@ def test_scheduled_sampling_replaces_only_speech_history_inputs(pair):
     assert torch.equal(out["labels"], batch["labels"])
     node.cfg.scheduled_sampling = 0.0
     assert node._own_history(batch) is batch
+
+
+def test_batched_loss_equals_the_per_span_reference(pair):
+    """All spans of a batch in one gathered attention = each span's own `span_attention`."""
+    zh, en = pair
+    node = translator(seed=4).eval()
+    seqs = [build_sequence(t, zh, en, node.tokenizer, RATE) for t in ("tts", "quality", "performance", "asr")]
+    seqs += [build_sequence("tts", en, en, node.tokenizer, RATE)]
+    batch = collate_rows(pack(seqs, 160, 0), 0)  # short rows: spans spread over several rows
+    assert batch["input_ids"].shape[0] > 1
+    cfg = AlignLossConfig(heads=[0, 2], layers=[0, 1])
+    capture = AttentionCapture(node.lm, cfg)
+    seen = {}
+    hooks = [layer.self_attn.register_forward_pre_hook(
+        lambda m, a, kw, i=i: seen.__setitem__(i, (kw["hidden_states"], *kw["position_embeddings"])), with_kwargs=True)
+        for i, layer in enumerate(node.lm.model.layers)]
+    with torch.no_grad(), capture.capturing(batch["align"]):
+        node(batch["input_ids"], batch["position_ids"], batch["segment_ids"])
+    for h in hooks:
+        h.remove()
+    total, count = 0.0, 0
+    for b, k in (batch["align"][..., 0] >= 0).nonzero().tolist():
+        t0, t1, s0, s1 = batch["align"][b, k].tolist()
+        for i, layer in enumerate(node.lm.model.layers):
+            hidden, cos, sin = seen[i]
+            probs = span_attention(layer.self_attn, hidden[b], cos[b], sin[b], torch.arange(s0 - 1, s1 - 1),
+                                   torch.arange(t0, t1), [0, 2])
+            total += float((probs * diagonal_penalty(s1 - s0, t1 - t0, 0.2)).sum())
+            count += probs.shape[0] * probs.shape[1]
+    assert float(capture.loss()) == pytest.approx(total / count, rel=1e-5)
