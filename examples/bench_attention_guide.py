@@ -25,13 +25,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from omegaconf import OmegaConf
 
-    from dragoman.nodes.translator import Translator
+    from dragoman.nodes.translator import Translator, TranslatorDataConfig
     from dragoman.nodes.translator_data import packed_loader
 
     node = Translator.default().train()
-    cfg = OmegaConf.create({"cache": args.cache, "split": "train", "phase": 2, "hq_only": False, "max_tokens_per_row": 1024,
-                            "rows_per_batch": 2, "tasks_per_pair": 2, "text_pairs": None, "text_mt_per_epoch": 0,
-                            "tasks": None, "shuffle": True, "seed": 0})
+    # The recipe's phase-2 rows (nodes/conf/translator.yaml), speech pairs only.
+    cfg = OmegaConf.structured(TranslatorDataConfig(cache=args.cache, phase=2, rows_per_batch=2, tasks_per_pair=2))
     batches = [b for _, b in zip(range(args.batches), packed_loader(cfg, node.tokenizer, train=True))]
     opt = torch.optim.AdamW(node.parameters(), lr=1e-6)
     seconds = {0.0: [], 1.0: []}

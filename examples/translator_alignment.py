@@ -20,7 +20,7 @@ from bench_modes import run_main
 
 
 def head_penalties(node, cache: dict, split: str, limit: int, sigma: float = 0.2):
-    from dragoman.nodes.attention_guide import diagonal_penalty, span_attention
+    from dragoman.nodes.attention_guide import diagonal_penalty, layer_inputs, span_attention
     from dragoman.nodes.translator_data import build_sequence
 
     records = cache["splits"][split][:limit]
@@ -33,18 +33,13 @@ def head_penalties(node, cache: dict, split: str, limit: int, sigma: float = 0.2
     for k, rec in enumerate(records):
         seq = build_sequence("tts", rec, rec, node.tokenizer, cache["mean_rate"])
         t0, t1, s0, s1 = seq.align
-        seen = {}
-        hooks = [layer.self_attn.register_forward_pre_hook(
-            lambda m, a, kw, i=i: seen.__setitem__(i, (kw["hidden_states"][0], *(x[0] for x in kw["position_embeddings"]))),
-            with_kwargs=True) for i, layer in enumerate(layers)]
         with torch.no_grad():
-            node.lm.model(input_ids=torch.tensor([seq.ids]))
-            for h in hooks:
-                h.remove()
+            with layer_inputs(node.lm) as seen:
+                node.lm.model(input_ids=torch.tensor([seq.ids]))
             queries, keys = torch.arange(s0 - 1, s1 - 1), torch.arange(t0, t1)
             weight = diagonal_penalty(s1 - s0, t1 - t0, sigma)
             for i, layer in enumerate(layers):
-                probs = span_attention(layer.self_attn, *seen[i], queries, keys, heads)  # [H, T, N]
+                probs = span_attention(layer.self_attn, *(x[0] for x in seen[i]), queries, keys, heads)  # [H, T, N]
                 total[i] += (probs * weight).sum(-1).mean(-1)
                 if k == 0:
                     first_maps[i] = probs

@@ -76,6 +76,36 @@ def gathered_attention(attn: torch.nn.Module, q_rows, k_rows, heads: list[int],
     return scores.softmax(dim=-1)
 
 
+def batch_spans(spans: torch.Tensor) -> list[tuple[int, int, int, int, int]]:
+    """(row, text_start, text_end, speech_start, speech_end) of every real span in a collated
+    `align` tensor [B, K, 4] (-1 rows are padding; empty text or speech is skipped)."""
+    out = []
+    for b, k in (spans[..., 0] >= 0).nonzero().tolist():
+        t0, t1, s0, s1 = spans[b, k].tolist()
+        if t1 > t0 and s1 > s0:
+            out.append((b, t0, t1, s0, s1))
+    return out
+
+
+@contextlib.contextmanager
+def layer_inputs(lm: torch.nn.Module) -> Iterator[dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """{layer: (hidden [B, T, D], cos, sin [B, T, head_dim])}: what each Qwen2 attention layer
+    received during the forward passes inside the block, for scoring heads afterwards
+    (diagnostics and tests; training scores inside the layer, see AttentionCapture)."""
+    seen: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def keep(i):
+        return lambda module, args, kwargs: seen.__setitem__(i, (kwargs["hidden_states"], *kwargs["position_embeddings"]))
+
+    handles = [layer.self_attn.register_forward_pre_hook(keep(i), with_kwargs=True)
+               for i, layer in enumerate(lm.model.layers)]
+    try:
+        yield seen
+    finally:
+        for h in handles:
+            h.remove()
+
+
 class AttentionCapture:
     """Forward pre-hooks on chosen Qwen2 attention layers that score the guided heads while the
     layer runs (under FSDP a layer's weights are whole only during its own forward), for one
@@ -101,10 +131,7 @@ class AttentionCapture:
         # per span made the recipe's phase-2 steps ~45 % slower (1,667 against ~2,400 steps in
         # 18 minutes); gathered, the guide costs 1.03x (examples/bench_attention_guide.py).
         qb, qp, kb, kp, q_span, k_span, weights = [], [], [], [], [], [], []
-        for n, (b, k) in enumerate((spans[..., 0] >= 0).nonzero().tolist()):
-            t0, t1, s0, s1 = spans[b, k].tolist()
-            if t1 <= t0 or s1 <= s0:
-                continue
+        for n, (b, t0, t1, s0, s1) in enumerate(batch_spans(spans)):
             # The query at position p predicts token p + 1: speech token j comes from s0 - 1 + j.
             qb += [b] * (s1 - s0)
             qp += range(s0 - 1, s1 - 1)
@@ -113,8 +140,7 @@ class AttentionCapture:
             kp += range(t0, t1)
             k_span += [n] * (t1 - t0)
             weights.append(diagonal_penalty(s1 - s0, t1 - t0, self.cfg.sigma))
-        todo = bool(weights)
-        if todo:
+        if weights:
             device = spans.device
             qb, qp, kb, kp = (torch.tensor(x, device=device) for x in (qb, qp, kb, kp))
             allowed = torch.tensor(q_span, device=device)[:, None] == torch.tensor(k_span, device=device)[None, :]
@@ -130,7 +156,7 @@ class AttentionCapture:
             self.count += probs.shape[0] * probs.shape[1]
 
         self.total, self.count = None, 0
-        handles = [self.layers[i].self_attn.register_forward_pre_hook(hook, with_kwargs=True) for i in self.chosen] if todo else []
+        handles = [self.layers[i].self_attn.register_forward_pre_hook(hook, with_kwargs=True) for i in self.chosen] if weights else []
         try:
             yield self
         finally:

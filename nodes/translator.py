@@ -25,7 +25,7 @@ from typing import Any, Optional
 import torch
 
 from dragoman.nodes import types as T
-from dragoman.nodes.attention_guide import AlignLossConfig, AttentionCapture
+from dragoman.nodes.attention_guide import AlignLossConfig, AttentionCapture, batch_spans
 from dragoman.nodes.errors import CheckpointError, DragomanError
 from dragoman.nodes.generation import ControlledDecoder
 from dragoman.nodes.text_tokenizer import HFTokenizer, UnitTokenizer
@@ -130,7 +130,7 @@ class Translator(TrainableNode):
         fine-tunes the previous phase's .nemo (top-level init_from) gets the same vocabulary."""
         from omegaconf import open_dict
 
-        from dragoman.nodes.translator_data import load_cache
+        from dragoman.nodes.translator_data import load_cache, load_text_pairs, read_once
 
         with open_dict(cfg):
             for key in ("train_ds", "validation_ds"):
@@ -138,12 +138,10 @@ class Translator(TrainableNode):
                     cfg.model[key].phase = int(cfg.phase)
                     cfg.model[key].hq_only = int(cfg.phase) >= 3 and key == "train_ds"
             if not cfg.model.get("init_from") and not cfg.model.get("hf_dir"):  # HF vocabularies come from their dir
-                cache = load_cache(cfg.model.train_ds.cache)
+                cache = read_once(load_cache, cfg.model.train_ds.cache)  # the train loader reuses both reads
                 chars = set(cache["text_chars"])
                 if cfg.model.train_ds.get("text_pairs") and cfg.model.train_ds.get("text_mt_per_epoch"):
-                    from dragoman.nodes.translator_data import load_text_pairs
-
-                    chars |= {c for pair in load_text_pairs(cfg.model.train_ds.text_pairs) for c in pair[0]["text"]}
+                    chars |= {c for pair in read_once(load_text_pairs, cfg.model.train_ds.text_pairs) for c in pair[0]["text"]}
                 cfg.model.text_chars = sorted(chars)
                 cfg.model.tokens = dict(cache["token_counts"])
                 from dragoman.nodes.code_rows import levels_fitting
@@ -210,11 +208,12 @@ class Translator(TrainableNode):
         input only, by what the model itself draws at that position (one extra no-grad pass,
         temperature 0.7 as at inference); the targets stay the true tokens. Why: teacher-forced,
         the committed model's one-step predictions decode to intelligible speech (recogniser CER
-        0.23 on 20 test lines, 0.12 for the true tokens), while free-running it drifts (0.72): it
-        never saw its own near-miss codes in its history."""
+        0.24 on 20 en test lines, 0.14 for the true tokens: examples/tts_token_ceiling.py), while
+        free-running it drifts (0.75, examples/measure_tts.py): it never saw its own near-miss
+        codes in its history."""
         prob = float(self.cfg.get("scheduled_sampling") or 0.0)
         spans = batch.get("align")
-        if prob <= 0 or spans is None or not bool((spans[..., 0] >= 0).any()):
+        if prob <= 0 or spans is None or not batch_spans(spans):
             return batch
         ids = batch["input_ids"]
         with torch.no_grad():
@@ -224,8 +223,8 @@ class Translator(TrainableNode):
             drawn = rows.to(ids.device)[drawn] if rows is not None else drawn
         own = torch.roll(drawn, 1, dims=1)  # what the model wrote for position p, drawn at p - 1
         speech = torch.zeros_like(ids, dtype=torch.bool)
-        for b, k in (spans[..., 0] >= 0).nonzero().tolist():
-            speech[b, spans[b, k, 2]:spans[b, k, 3]] = True
+        for b, _, _, s0, s1 in batch_spans(spans):
+            speech[b, s0:s1] = True
         replace = speech & (torch.rand(ids.shape, device=ids.device) < prob) & self._semantic_mask(ids.device)[own]
         return {**batch, "input_ids": torch.where(replace, own, ids)}
 

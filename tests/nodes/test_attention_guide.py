@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from dragoman.nodes import uniss_tokens as U
-from dragoman.nodes.attention_guide import AlignLossConfig, AttentionCapture, diagonal_penalty, span_attention
+from dragoman.nodes.attention_guide import (AlignLossConfig, AttentionCapture, diagonal_penalty, layer_inputs,
+                                            span_attention)
 from dragoman.nodes.translator import Translator
 from dragoman.nodes.translator_data import build_sequence, collate_rows, pack
 
@@ -75,14 +76,8 @@ def test_span_attention_equals_hf_eager_attention_renormalised(pair):
     start = int((segment == segment[s0]).nonzero()[0])
     ids = batch["input_ids"][:, start:start + int((segment == segment[s0]).sum())]
     node.lm.config._attn_implementation = "eager"
-    seen = {}
-    hooks = [layer.self_attn.register_forward_pre_hook(
-        lambda m, a, kw, i=i: seen.__setitem__(i, (kw["hidden_states"], *kw["position_embeddings"])), with_kwargs=True)
-        for i, layer in enumerate(node.lm.model.layers)]
-    with torch.no_grad():
+    with torch.no_grad(), layer_inputs(node.lm) as seen:
         eager = node.lm(ids, output_attentions=True).attentions
-    for h in hooks:
-        h.remove()
     queries, keys = torch.arange(s0 - 1 - start, s1 - 1 - start), torch.arange(t0 - start, t1 - start)
     for i, layer in enumerate(node.lm.model.layers):
         hidden, cos, sin = seen[i]
@@ -168,14 +163,8 @@ def test_batched_loss_equals_the_per_span_reference(pair):
     assert batch["input_ids"].shape[0] > 1
     cfg = AlignLossConfig(heads=[0, 2], layers=[0, 1])
     capture = AttentionCapture(node.lm, cfg)
-    seen = {}
-    hooks = [layer.self_attn.register_forward_pre_hook(
-        lambda m, a, kw, i=i: seen.__setitem__(i, (kw["hidden_states"], *kw["position_embeddings"])), with_kwargs=True)
-        for i, layer in enumerate(node.lm.model.layers)]
-    with torch.no_grad(), capture.capturing(batch["align"]):
+    with torch.no_grad(), layer_inputs(node.lm) as seen, capture.capturing(batch["align"]):
         node(batch["input_ids"], batch["position_ids"], batch["segment_ids"])
-    for h in hooks:
-        h.remove()
     total, count = 0.0, 0
     for b, k in (batch["align"][..., 0] >= 0).nonzero().tolist():
         t0, t1, s0, s1 = batch["align"][b, k].tolist()
