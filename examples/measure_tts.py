@@ -1,7 +1,7 @@
 """Does the Translator's speech say its text? Its TTS task alone, against the original recordings.
 
     python examples/measure_tts.py [--manifest data/corpus/test.jsonl] [--lang en] [--limit 20] [--greedy]
-                                   [--translator X.nemo] [--repetition-penalty 1.1] [--json]
+                                   [--translator X.nemo] [--decoder Y.nemo] [--repetition-penalty 1.1] [--json]
 
 For each utterance of `--lang`: the default speaker and emotion tokenizers read the recording,
 the Translator's TTS task turns the TRUE text into semantic tokens (task_prompter -> translator
@@ -19,7 +19,7 @@ from bench_modes import run_main
 
 
 def measure(manifest: str, lang: str, limit: int, greedy: bool, translator_path: str | None = None,
-            repetition_penalty: float = 1.1) -> dict:
+            repetition_penalty: float = 1.1, decoder_path: str | None = None) -> dict:
     import torch
 
     from dragoman.nodes.audio.io import read_audio
@@ -38,7 +38,7 @@ def measure(manifest: str, lang: str, limit: int, greedy: bool, translator_path:
         raise DragomanError(f"{manifest}: no lines with lang={lang}")
     speaker, emotion, content = SpeakerEncoder.default().eval(), EmotionTokenizer.default().eval(), ContentTokenizer.default().eval()
     translator = (Translator.restore_from(translator_path) if translator_path else Translator.default()).eval()
-    decoder = Decoder.default().eval()
+    decoder = (Decoder.restore_from(decoder_path) if decoder_path else Decoder.default()).eval()
     prompter = TaskPrompter({"task": "tts", "target_lang": lang, "sampling": {"do_sample": not greedy, "repetition_penalty": repetition_penalty}})
     parser = CoTParser({"mode": "direct"})
     refs, heard, spoken = [], [], []
@@ -65,10 +65,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--greedy", action="store_true", help="greedy decoding instead of the default sampling")
     parser.add_argument("--translator", help="a translator .nemo (default: the committed checkpoint)")
+    parser.add_argument("--decoder", help="a decoder .nemo that reads the translator's semantic codes (default: the committed one)")
     parser.add_argument("--repetition-penalty", type=float, default=1.1, help="1.0 turns it off (default 1.1, UniSS's)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = measure(args.manifest, args.lang, args.limit, args.greedy, args.translator, args.repetition_penalty)
+    result = measure(args.manifest, args.lang, args.limit, args.greedy, args.translator, args.repetition_penalty, args.decoder)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return

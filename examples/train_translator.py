@@ -5,8 +5,12 @@
     python examples/train_translator.py phase=2 init_from=runs/translator_phase1.nemo
     python examples/train_translator.py phase=3 init_from=runs/translator_phase2.nemo model.optim.lr=0.0005
 
-Config: nodes/conf/translator.yaml. The cache stage runs the default (committed) speaker, content,
-emotion and semantic tokenizers over the manifests once, so no epoch re-runs an encoder.
+Config: nodes/conf/translator.yaml. The cache stage runs the speaker, content, emotion and semantic
+tokenizers named under `tokenizers` (default: the committed checkpoints) over the manifests once,
+so no epoch re-runs an encoder. Retraining one tokenizer means a new cache, e.g.
+
+    python examples/train_translator.py stage=cache cache=data/translator_cache_s256.pt \
+        tokenizers.semantic=runs/semantic256/semantic_tokenizer.nemo
 """
 import torch
 from nemo.core.config import hydra_runner
@@ -26,8 +30,13 @@ def build_token_cache(cfg: DictConfig) -> None:
     from omegaconf import OmegaConf
 
     manifests = OmegaConf.to_container(cfg.manifests, resolve=True)  # a split: one manifest or a list
-    cache = build_cache(manifests, cfg.cache, speaker=SpeakerEncoder.default(), content=ContentTokenizer.default(),
-                        semantic=SemanticTokenizer.default(), emotion=EmotionTokenizer.default())
+    specs = OmegaConf.to_container(cfg.tokenizers, resolve=True)
+
+    def node(cls, key):  # "default" or a .nemo path
+        return cls.default() if specs[key] == "default" else cls.restore_from(specs[key])
+
+    cache = build_cache(manifests, cfg.cache, speaker=node(SpeakerEncoder, "speaker"), content=node(ContentTokenizer, "content"),
+                        semantic=node(SemanticTokenizer, "semantic"), emotion=node(EmotionTokenizer, "emotion"))
     sizes = {split: len(recs) for split, recs in cache["splits"].items()}
     print(f"wrote {cfg.cache}: {sizes} utterances, mean rates {cache['mean_rate']}, token counts {cache['token_counts']}")
 

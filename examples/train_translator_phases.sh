@@ -7,6 +7,12 @@
 #   bash examples/train_translator_phases.sh [EPOCHS1 EPOCHS2 EPOCHS3 [CAP_MINUTES_PER_EPOCH]]
 #   MT1=10000 MT2=4000 MT3=2000 bash examples/train_translator_phases.sh 3 4 1 8
 #   ALIGN=1.0 SS=0.3 SS_MIN=16 MT1=15000 bash examples/train_translator_phases.sh 2 2 1 9   (guided + scheduled sampling)
+# After retraining the semantic tokenizer: its own token cache (SEMANTIC, CACHE), and phase 1 may
+# start from a trained translator (INIT; another vocabulary is fine: Translator.load_weights_from).
+#   SEMANTIC=runs/semantic256/semantic_tokenizer.nemo CACHE=data/translator_cache_s256.pt \
+#   INIT=nodes/checkpoints/translator.nemo EXTRA="model.code_levels.semantic=[4,4,4,4]" \
+#   DEST=runs/translator_s256.nemo bash examples/train_translator_phases.sh 1 1 1 9
+# EXTRA: more Hydra overrides for every phase; DEST: where the final .nemo is copied.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 E1=${1:-1}; E2=${2:-2}; E3=${3:-1}; CAP=${4:-10}
@@ -14,7 +20,9 @@ MT1=${MT1:-10000}; MT2=${MT2:-4000}; MT3=${MT3:-2000}
 PY=${PYTHON:-.venv/bin/python}
 cap() { printf "00:%02d:%02d:00" $(($1 * CAP / 60)) $(($1 * CAP % 60)); }
 # ALIGN: weight of the guided-attention loss (nodes/attention_guide.py) in every phase.
-common="trainer.enable_progress_bar=false model.align_loss.weight=${ALIGN:-0}"
+CACHE=${CACHE:-data/translator_cache.pt}
+common="trainer.enable_progress_bar=false model.align_loss.weight=${ALIGN:-0} cache=$CACHE ${EXTRA:-}"
+init1=${INIT:+init_from=$INIT}
 
 C=data/corpus
 DRAGOMAN="$PY -m dragoman.graphs.cli"
@@ -24,11 +32,11 @@ if [ ! -f data/corpus_extra/train.jsonl ]; then
       --exclude $C/train.jsonl $C/dev.jsonl $C/test.jsonl $C/test_unseen_speakers.jsonl
   $DRAGOMAN data import pairs data/extra_text.jsonl --out data/corpus_extra --split train=1.0 --seed 5 --jobs 2
 fi
-[ -f data/translator_cache.pt ] || $PY examples/train_translator.py stage=cache
+[ -f "$CACHE" ] || $PY examples/train_translator.py stage=cache cache="$CACHE" tokenizers.semantic="${SEMANTIC:-default}"
 [ -f data/text_pairs.jsonl ] || $DRAGOMAN data text --out data/text_pairs.jsonl --pairs 60000 \
     --seed 1 --exclude $C/dev.jsonl $C/test.jsonl $C/test_unseen_speakers.jsonl
 $PY examples/train_translator.py phase=1 trainer.max_epochs="$E1" "+trainer.max_time=$(cap "$E1")" $common \
-    model.train_ds.text_mt_per_epoch="$MT1"
+    model.train_ds.text_mt_per_epoch="$MT1" $init1
 $PY examples/train_translator.py phase=2 trainer.max_epochs="$E2" "+trainer.max_time=$(cap "$E2")" $common \
     init_from=runs/translator_phase1.nemo model.train_ds.text_mt_per_epoch="$MT2"
 $PY examples/train_translator.py phase=3 trainer.max_epochs="$E3" "+trainer.max_time=$(cap "$E3")" $common \
@@ -45,6 +53,7 @@ if [ "$SS_MIN" -gt 0 ]; then
       exp.name=translator_ss save_to=runs/translator_ss.nemo
   final=runs/translator_ss.nemo
 fi
-mkdir -p nodes/checkpoints
-cp "$final" nodes/checkpoints/translator.nemo
-echo "nodes/checkpoints/translator.nemo <- $final"
+DEST=${DEST:-nodes/checkpoints/translator.nemo}
+mkdir -p "$(dirname "$DEST")"
+cp "$final" "$DEST"
+echo "$DEST <- $final"

@@ -22,7 +22,7 @@ import torch
 from bench_modes import run_main
 
 
-def ceiling(lang: str, limit: int, checkpoint: str | None, cache_path: str) -> dict:
+def ceiling(lang: str, limit: int, checkpoint: str | None, cache_path: str, decoder_path: str | None = None) -> dict:
     from dragoman.nodes import uniss_tokens as U
     from dragoman.nodes.content_tokenizer import ContentTokenizer
     from dragoman.nodes.decoder import Decoder
@@ -35,7 +35,8 @@ def ceiling(lang: str, limit: int, checkpoint: str | None, cache_path: str) -> d
     if not records:
         raise SystemExit(f"{cache_path}: no {lang} utterances in the test split")
     node = (Translator.restore_from(checkpoint) if checkpoint else Translator.default()).eval()
-    decoder, recogniser = Decoder.default().eval(), ContentTokenizer.default().eval()
+    decoder = (Decoder.restore_from(decoder_path) if decoder_path else Decoder.default()).eval()
+    recogniser = ContentTokenizer.default().eval()
     codes = cache["token_counts"]["num_semantic"]
     semantic_ids = node.tokenizer.convert_tokens_to_ids([U.semantic_token(i) for i in range(codes)])
     rng = random.Random(0)
@@ -70,9 +71,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--checkpoint", default=None, help="translator .nemo (default: the committed one)")
     parser.add_argument("--cache", default="data/translator_cache.pt")
+    parser.add_argument("--decoder", default=None, help="decoder .nemo for the cache's semantic codes (default: the committed one)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = ceiling(args.lang, args.limit, args.checkpoint, args.cache)
+    result = ceiling(args.lang, args.limit, args.checkpoint, args.cache, args.decoder)
     if args.json:
         print(json.dumps(result))
         return

@@ -97,9 +97,11 @@ def _speaker_scores(judge, rows, wavs, resynth, swapped, partners) -> dict:
     return result
 
 
-def evaluate_codec(manifest, checkpoint=None, limit=None, batch_size=16, judge_spec: str | None = None) -> dict:
-    """All resynthesis metrics on a manifest (`checkpoint`: a decoder .nemo; default nodes
-    otherwise). Manifest lines need `text`, `lang` and `speaker`."""
+def evaluate_codec(manifest, checkpoint=None, limit=None, batch_size=16, judge_spec: str | None = None,
+                   semantic_checkpoint: str | None = None) -> dict:
+    """All resynthesis metrics on a manifest (`checkpoint`: a decoder .nemo, `semantic_checkpoint`:
+    the semantic tokenizer it was trained on; default nodes otherwise). Manifest lines need
+    `text`, `lang` and `speaker`."""
     from dragoman.nodes.content_tokenizer import ContentTokenizer
     from dragoman.nodes.decoder import Decoder
     from dragoman.nodes.emotion_tokenizer import EmotionTokenizer
@@ -111,8 +113,11 @@ def evaluate_codec(manifest, checkpoint=None, limit=None, batch_size=16, judge_s
     rows = load_rows(manifest, limit, need=("text", "lang", "speaker"))
     wavs = load_audio(rows)
     lengths = _lengths(wavs)
-    semantic, speaker, emotion = SemanticTokenizer.default(), SpeakerEncoder.default(), EmotionTokenizer.default()
+    semantic, speaker, emotion = _restore(SemanticTokenizer, semantic_checkpoint), SpeakerEncoder.default(), EmotionTokenizer.default()
     decoder = _restore(Decoder, checkpoint)
+    if semantic.codebook_size != decoder.codebook_size:
+        raise DragomanError(f"decoder {checkpoint or 'default'} reads {decoder.codebook_size} semantic codes, the semantic "
+                            f"tokenizer {semantic_checkpoint or 'default'} writes {semantic.codebook_size}: pass the one it was trained on")
 
     tokens = in_batches(lambda idx: semantic.run(audio=[wavs[i] for i in idx])["semantic_tokens"], lengths, batch_size, "semantic tokens")
     spk = in_batches(lambda idx: speaker.run(audio=[wavs[i] for i in idx])["speaker_tokens"], lengths, batch_size, "speaker tokens")

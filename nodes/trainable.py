@@ -81,6 +81,11 @@ class TrainableNode(PortsMixin, ModelPT):
             self.train(was_training)
 
     # -- checkpoints ------------------------------------------------------------------------
+    def load_weights_from(self, source: "TrainableNode") -> None:
+        """Start training from `source`'s weights (the training config's `init_from`): the same
+        architecture, strictly. Nodes whose vocabulary can change between runs override this."""
+        self.load_state_dict(source.state_dict())
+
     @classmethod
     def restore_from(cls, restore_path, override_config_path=None, map_location=None, strict=True,
                      return_config=False, save_restore_connector=None, trainer=None, validate_access_integrity=True):

@@ -7,7 +7,7 @@ Config layout (NeMo style; `nodes/conf/<node>.yaml` holds each node's defaults):
     trainer: {max_epochs: 20, accelerator: cpu, devices: 1, strategy: auto, ...}   # Trainer kwargs
     exp: {dir: runs, name: emotion_tokenizer}
     save_to: runs/emotion_tokenizer.nemo
-    init_from: null                  # a .nemo to fine-tune from (weights only)
+    init_from: null                  # a .nemo to fine-tune from (weights only; node.load_weights_from)
     resume_from: null                # a Lightning .ckpt (or `last`): weights + optimizer + loop state
     fsdp: {...}                      # optional, with trainer.strategy=fsdp (dragoman.nodes.distributed)
 
@@ -114,8 +114,7 @@ def train(cfg: DictConfig):
                            default_root_dir=str(run_dir))
     node = cls(cfg.model, trainer=trainer)
     if cfg.get("init_from"):
-        source = cls.restore_from(cfg.init_from)
-        node.load_state_dict(source.state_dict())
+        node.load_weights_from(cls.restore_from(cfg.init_from))
     trainer.fit(node, ckpt_path=resume)
     if cfg.get("save_to"):
         save_trained(trainer, node, cls, cfg, cfg.save_to)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any, Optional
 
@@ -169,6 +170,35 @@ class Translator(TrainableNode):
         return super().train(mode)
 
     # -- training ----------------------------------------------------------------------------
+    def load_weights_from(self, source: "Translator") -> None:
+        """`init_from` another translator, also one with another vocabulary, e.g. after the semantic
+        tokenizer was retrained with another codebook: every layer is copied, and each token's
+        embedding (and output) row comes from the source's row of the token with the same name.
+        Tokens the source lacks keep their fresh start (grid rows, code_rows.py). All other
+        shapes must match."""
+        mine, theirs = getattr(self.tokenizer, "itos", None), getattr(source.tokenizer, "itos", None)
+        if mine is None or theirs is None or mine == theirs:
+            return super().load_weights_from(source)
+        index = {name: i for i, name in enumerate(theirs)}
+        shared = [(i, index[name]) for i, name in enumerate(mine) if name in index]
+        dst, src = (torch.tensor(side) for side in zip(*shared))
+        state, other = self.lm.state_dict(), source.lm.state_dict()  # views of the parameters
+        rows = {self.lm.get_input_embeddings().weight.data_ptr(), self.lm.get_output_embeddings().weight.data_ptr()}
+        with torch.no_grad():
+            for key, value in state.items():
+                if key not in other:
+                    raise CheckpointError(f"init_from: the source translator has no {key}")
+                by_row = value.data_ptr() in rows
+                if value.shape[by_row:] != other[key].shape[by_row:]:
+                    raise CheckpointError(f"init_from: {key} is {tuple(other[key].shape)} in the source translator, "
+                                          f"{tuple(value.shape)} here (only the vocabulary may differ)")
+                if by_row:
+                    value[dst] = other[key][src].to(value.dtype)
+                else:
+                    value.copy_(other[key])
+        logging.info("init_from: %d of %d token rows copied by name; %d new tokens keep their fresh rows",
+                     len(shared), len(mine), len(mine) - len(shared))
+
     def make_dataloader(self, cfg, train: bool):
         from dragoman.nodes.translator_data import packed_loader
 

@@ -32,7 +32,8 @@ def _emotion_tokenizer(args) -> dict:
 def _codec(args) -> dict:
     from dragoman.nodes.codec_eval import evaluate_codec
 
-    return evaluate_codec(args.manifest, args.checkpoint, args.limit, args.batch_size)
+    return evaluate_codec(args.manifest, args.checkpoint, args.limit, args.batch_size,
+                          semantic_checkpoint=args.semantic_checkpoint)
 
 
 # node name -> evaluation (args: manifest, checkpoint or None for the default, limit, batch_size)
@@ -52,6 +53,8 @@ def register(sub) -> None:
     ev.add_argument("node", choices=sorted(EVALUATORS), help="which node")
     ev.add_argument("--manifest", required=True, help="NeMo-style JSONL manifest of 16 kHz utterances")
     ev.add_argument("--checkpoint", help=".nemo to evaluate (default: the node's committed checkpoint)")
+    ev.add_argument("--semantic-checkpoint", help="codec only: the semantic tokenizer .nemo the decoder was trained on "
+                    "(default: the committed one)")
     ev.add_argument("--limit", type=int, help="only the first N utterances")
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--json", action="store_true", help="print one JSON object")

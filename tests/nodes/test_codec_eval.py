@@ -44,7 +44,7 @@ def tiny_defaults(monkeypatch):
     return nodes
 
 
-def test_codec_eval_reports_every_metric(tiny_defaults, tmp_path):
+def write_manifest(tmp_path):
     rng = np.random.default_rng(0)
     rows = []
     for i, (speaker, lang, n) in enumerate([("s1", "en", 12000), ("s1", "zh", 16321), ("s2", "en", 9000), ("s2", "zh", 14000)]):
@@ -56,8 +56,11 @@ def test_codec_eval_reports_every_metric(tiny_defaults, tmp_path):
                      "lang": lang, "speaker": speaker, "emotion": "neutral"})
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return manifest
 
-    result = evaluate_codec(str(manifest), batch_size=2)
+
+def test_codec_eval_reports_every_metric(tiny_defaults, tmp_path):
+    result = evaluate_codec(str(write_manifest(tmp_path)), batch_size=2)
     samples = [12000, 16321, 9000, 14000]
     assert result["token_rate_hz"] == pytest.approx(sum(math.ceil(n / 320) for n in samples) / (sum(samples) / SR))
     assert result["utterances"] == 4 and result["voice_swap_utterances"] == 4
@@ -66,3 +69,14 @@ def test_codec_eval_reports_every_metric(tiny_defaults, tmp_path):
     assert 0.0 <= result["voice_swap_ok"] <= 1.0 and 0.0 <= result["emotion_agreement"] <= 1.0
     assert result["f0_corr"] is None or -1.0 <= result["f0_corr"] <= 1.0
     assert result["speaker_judge"] in ("resemblyzer", "mfcc-stats")
+
+
+def test_codec_eval_refuses_a_semantic_tokenizer_of_another_codebook(tiny_defaults, tmp_path):
+    from dragoman.nodes.errors import DragomanError
+    from dragoman.nodes.semantic_tokenizer import SemanticTokenizer
+
+    other = SemanticTokenizer({"content_net": {"dim": 32, "heads": 2, "encoder_layers": 1, "kernel_size": 7},
+                               "net": {"dim": 16, "blocks": 1, "recon_blocks": 1, "fsq_levels": [4, 4]}})
+    other.save_to(str(tmp_path / "s16.nemo"))
+    with pytest.raises(DragomanError, match=r"reads 48 semantic codes.*s16.nemo writes 16"):
+        evaluate_codec(str(write_manifest(tmp_path)), batch_size=2, semantic_checkpoint=str(tmp_path / "s16.nemo"))
