@@ -88,6 +88,9 @@ class TranslatorConfig:
     align_loss: AlignLossConfig = dataclasses.field(default_factory=AlignLossConfig)
     # Share of speech-history tokens replaced by the model's own draws in training (`_own_history`).
     scheduled_sampling: float = 0.0
+    # Codebooks retrained since the translator that `init_from` starts from (load_weights_from):
+    # their rows start fresh although the token names match. A size change implies it.
+    fresh_codebooks: list[str] = dataclasses.field(default_factory=list)
 
 
 class Translator(TrainableNode):
@@ -174,13 +177,25 @@ class Translator(TrainableNode):
         """`init_from` another translator, also one with another vocabulary, e.g. after the semantic
         tokenizer was retrained with another codebook: every layer is copied, and each token's
         embedding (and output) row comes from the source's row of the token with the same name.
-        Tokens the source lacks keep their fresh start (grid rows, code_rows.py). All other
-        shapes must match."""
+        Tokens the source lacks, and every code of a codebook that changed size or is listed in
+        `fresh_codebooks`, keep their fresh start (grid rows, code_rows.py). All other shapes
+        must match."""
+        from dragoman.nodes.code_rows import CODEBOOKS
+
+        named = list(self.cfg.get("fresh_codebooks") or [])
+        if set(named) - set(CODEBOOKS):
+            raise DragomanError(f"translator: fresh_codebooks names unknown codebooks {sorted(set(named) - set(CODEBOOKS))} "
+                                f"(known: {sorted(CODEBOOKS)})")
         mine, theirs = getattr(self.tokenizer, "itos", None), getattr(source.tokenizer, "itos", None)
-        if mine is None or theirs is None or mine == theirs:
+        if mine is None or theirs is None or (mine == theirs and not named):
             return super().load_weights_from(source)
+        # A codebook whose size changed (or that is named in fresh_codebooks) belongs to a
+        # retrained tokenizer: its code k means something else now, whatever the token's name.
+        fresh = set(named) | {name for name, (key, _) in CODEBOOKS.items()
+                                                 if int(self.cfg.tokens[key]) != int(source.cfg.tokens[key])}
+        renamed = {CODEBOOKS[name][1](k) for name in fresh for k in range(int(self.cfg.tokens[CODEBOOKS[name][0]]))}
         index = {name: i for i, name in enumerate(theirs)}
-        shared = [(i, index[name]) for i, name in enumerate(mine) if name in index]
+        shared = [(i, index[name]) for i, name in enumerate(mine) if name in index and name not in renamed]
         dst, src = (torch.tensor(side) for side in zip(*shared))
         state, other = self.lm.state_dict(), source.lm.state_dict()  # views of the parameters
         rows = {self.lm.get_input_embeddings().weight.data_ptr(), self.lm.get_output_embeddings().weight.data_ptr()}
@@ -196,8 +211,8 @@ class Translator(TrainableNode):
                     value[dst] = other[key][src].to(value.dtype)
                 else:
                     value.copy_(other[key])
-        logging.info("init_from: %d of %d token rows copied by name; %d new tokens keep their fresh rows",
-                     len(shared), len(mine), len(mine) - len(shared))
+        logging.info("init_from: %d of %d token rows copied by name; %d keep their fresh rows (new codebooks: %s)",
+                     len(shared), len(mine), len(mine) - len(shared), sorted(fresh) or "none")
 
     def make_dataloader(self, cfg, train: bool):
         from dragoman.nodes.translator_data import packed_loader

@@ -12,10 +12,10 @@ TINY_LM = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "
 COUNTS = {"num_global": 16, "num_semantic": 20, "num_glm": 24, "num_emotion": 6}
 
 
-def build(seed, semantic=20, chars="abc", lm=TINY_LM, tied=True):
+def build(seed, semantic=20, chars="abc", lm=TINY_LM, tied=True, **extra):
     torch.manual_seed(seed)
     return Translator({"lm": {**lm, "tie_word_embeddings": tied}, "tokens": {**COUNTS, "num_semantic": semantic},
-                       "text_chars": list(chars), "code_levels": {"semantic": [5, 4] if semantic == 20 else [3, 3]}})
+                       "text_chars": list(chars), "code_levels": {"semantic": [5, 4] if semantic == 20 else [3, 3]}, **extra})
 
 
 def rows(node, names):
@@ -29,9 +29,12 @@ def test_rows_follow_token_names_and_layers_are_copied(tied):
     fresh = {n: r.clone() for n, r in zip(target.tokenizer.itos, target.lm.get_input_embeddings().weight)}
     target.load_weights_from(source)
 
-    shared = [n for n in target.tokenizer.itos if n in source.tokenizer.stoi]
-    assert U.semantic_token(8) in shared and U.semantic_token(9) not in shared and "d" not in shared
+    # The semantic codebook changed size, so it is a retrained one: none of its rows is copied.
+    semantic = {U.semantic_token(k) for k in range(9)}
+    shared = [n for n in target.tokenizer.itos if n in source.tokenizer.stoi and n not in semantic]
+    assert U.global_token(3) in shared and "a" in shared and "d" not in shared
     assert torch.equal(rows(target, shared), rows(source, shared))
+    assert torch.equal(rows(target, sorted(semantic)), torch.stack([fresh[n] for n in sorted(semantic)]))
     if not tied:
         head_t, head_s = target.lm.get_output_embeddings().weight, source.lm.get_output_embeddings().weight
         ids_t = [target.tokenizer.stoi[n] for n in shared]
@@ -67,3 +70,13 @@ def test_same_vocabulary_loads_strictly():
     source, target = build(0), build(1)
     target.load_weights_from(source)
     assert all(torch.equal(v, source.state_dict()[k]) for k, v in target.state_dict().items())
+
+
+def test_a_named_fresh_codebook_of_the_same_size_is_not_copied():
+    source, target = build(0), build(1, fresh_codebooks=["semantic"])
+    before = rows(target, [U.semantic_token(k) for k in range(20)]).clone()
+    target.load_weights_from(source)
+    assert torch.equal(rows(target, [U.semantic_token(k) for k in range(20)]), before)
+    assert torch.equal(rows(target, [U.glm_token(5), "b"]), rows(source, [U.glm_token(5), "b"]))
+    with pytest.raises(Exception, match="unknown codebooks \\['semantics'\\]"):
+        build(1, fresh_codebooks=["semantics"]).load_weights_from(source)
