@@ -80,12 +80,13 @@ def _random_voice_item(args: tuple[int, dict]) -> tuple[list[float], str] | None
 
 
 def random_voice_cues(n: int, text_pairs: str) -> tuple[np.ndarray, np.ndarray]:
-    from multiprocessing import Pool
+    import multiprocessing
 
     from dragoman.nodes.manifest import read_manifest
 
     pairs = read_manifest(text_pairs)[:n]
-    with Pool(2) as pool:
+    # spawn: workers forked from a process whose torch thread pool has run can hang
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
         done = [d for d in pool.map(_random_voice_item, list(enumerate(pairs)), chunksize=20) if d]
     return np.array([d[0] for d in done]), np.array([d[1] for d in done])
 
