@@ -37,8 +37,8 @@ def measure(manifest: str, lang: str, limit: int, greedy: bool, translator_path:
     if not rows:
         raise DragomanError(f"{manifest}: no lines with lang={lang}")
     speaker, emotion, content = SpeakerEncoder.default().eval(), EmotionTokenizer.default().eval(), ContentTokenizer.default().eval()
-    translator = (Translator.restore_from(translator_path) if translator_path else Translator.default()).eval()
-    decoder = (Decoder.restore_from(decoder_path) if decoder_path else Decoder.default()).eval()
+    translator = Translator.load(translator_path).eval()
+    decoder = Decoder.load(decoder_path).eval()
     prompter = TaskPrompter({"task": "tts", "target_lang": lang, "sampling": {"do_sample": not greedy, "repetition_penalty": repetition_penalty}})
     parser = CoTParser({"mode": "direct"})
     refs, heard, spoken = [], [], []

@@ -30,13 +30,9 @@ def build_token_cache(cfg: DictConfig) -> None:
     from omegaconf import OmegaConf
 
     manifests = OmegaConf.to_container(cfg.manifests, resolve=True)  # a split: one manifest or a list
-    specs = OmegaConf.to_container(cfg.tokenizers, resolve=True)
-
-    def node(cls, key):  # "default" or a .nemo path
-        return cls.default() if specs[key] == "default" else cls.restore_from(specs[key])
-
-    cache = build_cache(manifests, cfg.cache, speaker=node(SpeakerEncoder, "speaker"), content=node(ContentTokenizer, "content"),
-                        semantic=node(SemanticTokenizer, "semantic"), emotion=node(EmotionTokenizer, "emotion"))
+    use = cfg.tokenizers  # each "default" or a .nemo path
+    cache = build_cache(manifests, cfg.cache, speaker=SpeakerEncoder.load(use.speaker), content=ContentTokenizer.load(use.content),
+                        semantic=SemanticTokenizer.load(use.semantic), emotion=EmotionTokenizer.load(use.emotion))
     sizes = {split: len(recs) for split, recs in cache["splits"].items()}
     print(f"wrote {cfg.cache}: {sizes} utterances, mean rates {cache['mean_rate']}, token counts {cache['token_counts']}")
 

@@ -77,7 +77,7 @@ def main() -> None:
     from dragoman.nodes.translator import Translator
     from dragoman.nodes.translator_data import load_cache
 
-    node = (Translator.restore_from(args.checkpoint) if args.checkpoint else Translator.default()).eval()
+    node = Translator.load(args.checkpoint).eval()
     penalties, maps, text = head_penalties(node, load_cache(args.cache), args.split, args.limit)
     if args.png:
         plot(maps, penalties, text, args.png)

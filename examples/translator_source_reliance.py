@@ -63,7 +63,7 @@ def main() -> None:
     from dragoman.nodes.translator import Translator
     from dragoman.nodes.translator_data import load_cache
 
-    node = Translator.restore_from(args.checkpoint) if args.checkpoint else Translator.default()
+    node = Translator.load(args.checkpoint)
     node.eval()
     result = reliance(node, load_cache(args.cache), args.split, args.pairs)
     if args.json:

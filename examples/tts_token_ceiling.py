@@ -34,8 +34,8 @@ def ceiling(lang: str, limit: int, checkpoint: str | None, cache_path: str, deco
     records = [r for r in cache["splits"]["test"] if r["lang"] == lang][:limit]
     if not records:
         raise SystemExit(f"{cache_path}: no {lang} utterances in the test split")
-    node = (Translator.restore_from(checkpoint) if checkpoint else Translator.default()).eval()
-    decoder = (Decoder.restore_from(decoder_path) if decoder_path else Decoder.default()).eval()
+    node = Translator.load(checkpoint).eval()
+    decoder = Decoder.load(decoder_path).eval()
     recogniser = ContentTokenizer.default().eval()
     codes = cache["token_counts"]["num_semantic"]
     semantic_ids = node.tokenizer.convert_tokens_to_ids([U.semantic_token(i) for i in range(codes)])

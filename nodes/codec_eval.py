@@ -39,10 +39,6 @@ def swap_partners(speakers: Sequence[str]) -> list[int | None]:
     return out
 
 
-def _restore(cls, checkpoint: str | None):
-    return cls.restore_from(checkpoint) if checkpoint else cls.default()
-
-
 def _lengths(wavs: Sequence[torch.Tensor]) -> list[int]:
     return [int(w.shape[0]) for w in wavs]
 
@@ -113,8 +109,8 @@ def evaluate_codec(manifest, checkpoint=None, limit=None, batch_size=16, judge_s
     rows = load_rows(manifest, limit, need=("text", "lang", "speaker"))
     wavs = load_audio(rows)
     lengths = _lengths(wavs)
-    semantic, speaker, emotion = _restore(SemanticTokenizer, semantic_checkpoint), SpeakerEncoder.default(), EmotionTokenizer.default()
-    decoder = _restore(Decoder, checkpoint)
+    semantic, speaker, emotion = SemanticTokenizer.load(semantic_checkpoint), SpeakerEncoder.default(), EmotionTokenizer.default()
+    decoder = Decoder.load(checkpoint)
     if semantic.codebook_size != decoder.codebook_size:
         raise DragomanError(f"decoder {checkpoint or 'default'} reads {decoder.codebook_size} semantic codes, the semantic "
                             f"tokenizer {semantic_checkpoint or 'default'} writes {semantic.codebook_size}: pass the one it was trained on")

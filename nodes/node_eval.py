@@ -143,15 +143,11 @@ def _lengths(wavs: Sequence[torch.Tensor]) -> list[int]:
     return [int(w.shape[-1]) for w in wavs]
 
 
-def _restore(cls, checkpoint: str | None):
-    return cls.restore_from(checkpoint) if checkpoint else cls.default()
-
-
 def evaluate_speaker_encoder(manifest, checkpoint=None, limit=None, batch_size=32) -> dict:
     from dragoman.nodes.speaker_encoder import SpeakerEncoder
 
     rows = load_rows(manifest, limit, need=("speaker", "lang"))
-    node = _restore(SpeakerEncoder, checkpoint)
+    node = SpeakerEncoder.load(checkpoint)
     wavs = load_audio(rows)
 
     def run(index):
@@ -175,7 +171,7 @@ def evaluate_content_tokenizer(manifest, checkpoint=None, limit=None, batch_size
     from dragoman.nodes.text_units import cer, normalize_text
 
     rows = load_rows(manifest, limit, need=("text", "lang"))
-    node = _restore(ContentTokenizer, checkpoint)
+    node = ContentTokenizer.load(checkpoint)
     wavs = load_audio(rows)
 
     def run(index):
@@ -203,7 +199,7 @@ def evaluate_emotion_tokenizer(manifest, checkpoint=None, limit=None, batch_size
     from dragoman.nodes.emotion_tokenizer import EmotionTokenizer
 
     rows = load_rows(manifest, limit, need=("emotion",))
-    node = _restore(EmotionTokenizer, checkpoint)
+    node = EmotionTokenizer.load(checkpoint)
     wavs = load_audio(rows)
 
     def run(index):

@@ -131,14 +131,21 @@ class TrainableNode(PortsMixin, ModelPT):
         return cls.restore_from(path, map_location=map_location)
 
     @classmethod
+    def load(cls, spec=None, map_location=None):
+        """A checkpoint named the way configs and command lines name one: None, "" or "default"
+        is the committed default (`default`), anything else a .nemo path (`restore_from`)."""
+        if not spec or str(spec) == "default":
+            return cls.default(map_location=map_location)
+        return cls.restore_from(spec, map_location=map_location)
+
+    @classmethod
     def from_graph_spec(cls, spec, where: str, device: str | None = None):
         """Build a node for a graph: `restore_from` (a .nemo path or `default`), or a fresh
         network from `config` (random weights: for tests and for training from scratch)."""
         if spec.weights:
             raise GraphError(f"{where}: {cls.__name__} does not load weight directories; use restore_from")
         if spec.restore_from:
-            path = cls.default_checkpoint() if spec.restore_from == "default" else Path(spec.restore_from)
-            node = cls.default(map_location=device) if spec.restore_from == "default" else cls.restore_from(path, map_location=device)
+            node = cls.load(spec.restore_from, map_location=device)
             if spec.config:
                 raise GraphError(f"{where}: give either restore_from or config, not both (config is inside the checkpoint)")
         else:

@@ -96,7 +96,7 @@ def run_lm(args) -> int:
     from dragoman.nodes.content_tokenizer import ContentTokenizer
     from dragoman.nodes.manifest import read_manifest
 
-    node = ContentTokenizer.restore_from(args.checkpoint) if args.checkpoint else ContentTokenizer.default()
+    node = ContentTokenizer.load(args.checkpoint)
     for lang in ("zh", "en"):
         for flag, key in (("order", "order"), ("weight", "weight"), ("bonus", "length_bonus")):
             value = getattr(args, f"{flag}_{lang}")

@@ -24,5 +24,5 @@ class ContentTokenizerRecognizer:
 def content_tokenizer_recognizer(checkpoint: str | None = None) -> ContentTokenizerRecognizer:
     from dragoman.nodes.content_tokenizer import ContentTokenizer
 
-    node = ContentTokenizer.restore_from(checkpoint) if checkpoint else ContentTokenizer.default()
+    node = ContentTokenizer.load(checkpoint)
     return ContentTokenizerRecognizer(node)

@@ -93,6 +93,21 @@ def test_trains_with_a_plain_lightning_trainer(manifest, tmp_path):
     assert np.mean([p == t for p, t in zip(predicted, truth)]) >= 0.75
 
 
+def test_load_takes_default_or_a_path(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    EmotionTokenizer(TINY).save_to(str(tmp_path / "committed.nemo"))
+    torch.manual_seed(1)
+    EmotionTokenizer(TINY).save_to(str(tmp_path / "other.nemo"))
+    monkeypatch.setattr(EmotionTokenizer, "default_checkpoint", classmethod(lambda cls: tmp_path / "committed.nemo"))
+    weights = {name: EmotionTokenizer.restore_from(tmp_path / name).state_dict() for name in ("committed.nemo", "other.nemo")}
+    for spec, expected in ((None, "committed.nemo"), ("", "committed.nemo"), ("default", "committed.nemo"),
+                           (str(tmp_path / "other.nemo"), "other.nemo"), (tmp_path / "other.nemo", "other.nemo")):
+        loaded = EmotionTokenizer.load(spec).state_dict()
+        assert all(torch.equal(v, weights[expected][k]) for k, v in loaded.items()), spec
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        EmotionTokenizer.load(tmp_path / "missing.nemo")
+
+
 def test_restore_errors_are_one_line(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         EmotionTokenizer.restore_from(tmp_path / "missing.nemo")
