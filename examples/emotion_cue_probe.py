@@ -25,6 +25,8 @@ from bench_modes import run_main
 
 CUES = ["log_f0_median", "log_f0_std", "log_f0_spread", "energy_p90_db", "energy_mean_db", "energy_std_db",
         "voiced_share", "onsets_per_s", "log_f0_step", "is_zh"]
+# The cues the per-speaker table prints (the ones the emotion profiles move most).
+SHOWN = ["log_f0_median", "log_f0_std", "energy_p90_db", "onsets_per_s"]
 # espeak-ng variants that sound like a person, minus the twelve corpus speakers' (voices.py).
 OTHER_VARIANTS = ("adam Alex Alicia Andrea Andy Annie antonio aunty belinda benjamin boris caleb david Denis Diogo ed "
                   "edward edward2 Gene Gene2 gustave Henrique Hugo iven iven2 iven3 iven4 Jacky john kaukovalta Lee "
@@ -34,6 +36,7 @@ OTHER_VARIANTS = ("adam Alex Alicia Andrea Andy Annie antonio aunty belinda benj
 
 
 def cues(wav: np.ndarray, lang: str, sample_rate: int = 16000) -> list[float]:
+    """The utterance's values of CUES, in that order."""
     from dragoman.nodes.eval.pitch import frame_energy_db, track_pitch
 
     track = track_pitch(wav, sample_rate)
@@ -116,9 +119,10 @@ def main() -> None:
     x_tr, y_tr, s_tr = manifest_cues(args.train)
     x_te, y_te, s_te = manifest_cues(args.test)
     result = {"corpus_voices": scores(x_tr, y_tr, x_te, y_te), "speaker_means": {}}
+    shown = [CUES.index(name) for name in SHOWN]
     for x, y, s in ((x_tr, y_tr, s_tr), (x_te, y_te, s_te)):
         for speaker in sorted(set(s)):
-            result["speaker_means"][speaker] = {e: [round(float(v), 2) for v in x[(s == speaker) & (y == e)].mean(0)[[0, 1, 3, 7]]]
+            result["speaker_means"][speaker] = {e: [round(float(v), 2) for v in x[(s == speaker) & (y == e)].mean(0)[shown]]
                                                 for e in ("neutral", "happy", "angry", "sad") if ((s == speaker) & (y == e)).any()}
     if args.random_voices:
         x_rv, y_rv = random_voice_cues(args.random_voices, args.text_pairs)
@@ -126,7 +130,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print("per speaker, per emotion: log-F0 median, log-F0 std, energy p90 dB, onsets/s")
+    print(f"per speaker, per emotion: {', '.join(SHOWN)}")
     for speaker, table in result["speaker_means"].items():
         print(f"  {speaker}: " + "  ".join(f"{e} {v}" for e, v in table.items()))
     for key in ("corpus_voices", "random_voices"):

@@ -192,7 +192,7 @@ class Translator(TrainableNode):
         # A codebook whose size changed (or that is named in fresh_codebooks) belongs to a
         # retrained tokenizer: its code k means something else now, whatever the token's name.
         fresh = set(named) | {name for name, (key, _) in CODEBOOKS.items()
-                                                 if int(self.cfg.tokens[key]) != int(source.cfg.tokens[key])}
+                              if int(self.cfg.tokens[key]) != int(source.cfg.tokens[key])}
         renamed = {CODEBOOKS[name][1](k) for name in fresh for k in range(int(self.cfg.tokens[CODEBOOKS[name][0]]))}
         index = {name: i for i, name in enumerate(theirs)}
         shared = [(i, index[name]) for i, name in enumerate(mine) if name in index and name not in renamed]
