@@ -1,6 +1,7 @@
 """Train the Translator in UniSS's three phases, NeMo style.
 
     python examples/train_translator.py stage=cache                      # token cache from the corpus
+    python examples/train_translator.py stage=align                      # + word timings (interleave_text)
     python examples/train_translator.py phase=1 trainer.max_epochs=3     # align text and speech
     python examples/train_translator.py phase=2 init_from=runs/translator_phase1.nemo
     python examples/train_translator.py phase=3 init_from=runs/translator_phase2.nemo model.optim.lr=0.0005
@@ -37,10 +38,36 @@ def build_token_cache(cfg: DictConfig) -> None:
     print(f"wrote {cfg.cache}: {sizes} utterances, mean rates {cache['mean_rate']}, token counts {cache['token_counts']}")
 
 
+def align_token_cache(cfg: DictConfig) -> None:
+    """Add `unit_bounds` (where each word / Han character starts in the speech) to every record of
+    the cache, for `model.interleave_text` (nodes/speech_units.py); the cache file is replaced."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    from dragoman.nodes.content_tokenizer import ContentTokenizer
+    from dragoman.nodes.speech_units import align_records
+    from dragoman.nodes.translator_data import load_cache, read_split
+
+    torch.set_num_threads(2)
+    cache = load_cache(cfg.cache)
+    content = ContentTokenizer.load(cfg.tokenizers.content)
+    manifests = OmegaConf.to_container(cfg.manifests, resolve=True)
+    for split, records in cache["splits"].items():
+        counts = align_records(records, read_split(manifests[split]), content)
+        print(f"{split}: {counts}")
+    tmp = f"{cfg.cache}.tmp"
+    torch.save(cache, tmp)
+    os.replace(tmp, cfg.cache)
+    print(f"wrote unit bounds into {cfg.cache}")
+
+
 @hydra_runner(config_path=str(CONF_DIR), config_name="translator")
 def main(cfg: DictConfig) -> None:
     if cfg.stage == "cache":
         build_token_cache(cfg)
+    elif cfg.stage == "align":
+        align_token_cache(cfg)
     else:
         train(cfg)
 

@@ -13,6 +13,8 @@
 #   INIT=nodes/checkpoints/translator.nemo EXTRA="model.code_levels.semantic=[4,4,4,4]" \
 #   DEST=runs/translator_s256.nemo bash examples/train_translator_phases.sh 1 1 1 9
 # EXTRA: more Hydra overrides for every phase; DEST: where the final .nemo is copied.
+# INTERLEAVE=1: speech interleaved with its text, word by word (model.interleave_text,
+# nodes/speech_units.py); the cache gets word timings first (stage=align, ~3 min), once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 E1=${1:-1}; E2=${2:-2}; E3=${3:-1}; CAP=${4:-10}
@@ -33,6 +35,11 @@ if [ ! -f data/corpus_extra/train.jsonl ]; then
   $DRAGOMAN data import pairs data/extra_text.jsonl --out data/corpus_extra --split train=1.0 --seed 5 --jobs 2
 fi
 [ -f "$CACHE" ] || $PY examples/train_translator.py stage=cache cache="$CACHE" tokenizers.semantic="${SEMANTIC:-default}"
+if [ "${INTERLEAVE:-0}" = 1 ]; then
+  common="$common model.interleave_text=true"
+  $PY -c "import sys, torch; c = torch.load('$CACHE', weights_only=True); sys.exit('unit_bounds' not in c['splits']['train'][0])" \
+      || $PY examples/train_translator.py stage=align cache="$CACHE"
+fi
 [ -f data/text_pairs.jsonl ] || $DRAGOMAN data text --out data/text_pairs.jsonl --pairs 60000 \
     --seed 1 --exclude $C/dev.jsonl $C/test.jsonl $C/test_unseen_speakers.jsonl
 $PY examples/train_translator.py phase=1 trainer.max_epochs="$E1" "+trainer.max_time=$(cap "$E1")" $common \

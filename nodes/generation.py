@@ -63,11 +63,20 @@ def repetition_stop(ids: list[int], max_period: int = 8, min_span: int = 120) ->
 class ControlledDecoder:
     """Runs GenerationRequests for one `Qwen2ForCausalLM` + tokenizer (batch 1 per request)."""
 
-    def __init__(self, lm: torch.nn.Module, tokenizer, allowed_ids: torch.Tensor | None = None):
+    def __init__(self, lm: torch.nn.Module, tokenizer, allowed_ids: torch.Tensor | None = None,
+                 semantic_ids: set[int] | None = None):
         from dragoman.kernels.qwen2_forward import StaticQwen2
+
+        from dragoman.nodes import uniss_tokens as U
 
         self.static = StaticQwen2(lm)
         self.tokenizer = tokenizer
+        # With `semantic_ids` the model interleaves its text with its speech (speech_units.py):
+        # inside a speech section the loop copies the next unit of that text into place.
+        self.semantic_ids = semantic_ids
+        if semantic_ids is not None:
+            self.marks = dict(zip(("start_content", "end_content", "start_semantic", "end_semantic", "im_end"),
+                                  self._ids([U.START_CONTENT, U.END_CONTENT, U.START_SEMANTIC, U.END_SEMANTIC, U.IM_END])))
         # Ids outside `allowed_ids` are never sampled (the translator only trained those rows).
         self.blocked = None
         if allowed_ids is not None:
@@ -81,6 +90,18 @@ class ControlledDecoder:
             raise DragomanError(f"translator vocabulary lacks token(s) {sorted(set(unknown))[:5]}")
         return ids
 
+    def _spoken_text(self, ids: list[int]):
+        """The `SpokenText` of a speech section that starts after `ids`: the units of the text
+        between the last `<|start_content|>` and its `<|end_content|>`."""
+        from dragoman.nodes.speech_units import SpokenText, split_units
+
+        m = self.marks
+        start = max((i for i, t in enumerate(ids) if t == m["start_content"]), default=-1) + 1
+        end = next((i for i in range(start, len(ids)) if ids[i] == m["end_content"]), start)
+        units = split_units(self.tokenizer.decode(ids[start:end]))
+        return SpokenText([self.tokenizer.encode_text(u) for u in units], self.semantic_ids,
+                          [m["end_semantic"], m["im_end"]])
+
     @torch.inference_mode()
     def run(self, request: GenerationRequest) -> GenerationResult:
         from dragoman.kernels.sampling import SamplingConfig, sample, seen_mask
@@ -92,6 +113,8 @@ class ControlledDecoder:
         forced = {self._ids([k])[0]: self._ids(v) for k, v in request.force_after.items()}
         device = self.static.device
         capacity = len(prompt) + request.max_new_tokens + sum(len(v) for v in forced.values()) + 1
+        if self.semantic_ids is not None:  # the spoken text's copies: at most the prompt's or the output's text
+            capacity += len(prompt) + request.max_new_tokens
         self.static.allocate(1, -(-capacity // 256) * 256)
         input_ids = torch.tensor([prompt], dtype=torch.long, device=device)
         generator = torch.Generator(device=device).manual_seed(int(s.seed))
@@ -100,6 +123,10 @@ class ControlledDecoder:
         seen = seen_mask(input_ids, self.static.vocab_size) if s.repetition_penalty != 1.0 else None
         out: list[int] = []
         queue: list[int] = []
+        speaking = None
+        if self.semantic_ids is not None and prompt[-1] == self.marks["start_semantic"]:  # the TTS task
+            speaking = self._spoken_text(prompt)
+            queue = speaking.start()
         stopped = "budget"
         sampled = 0
         while sampled < request.max_new_tokens:
@@ -110,9 +137,14 @@ class ControlledDecoder:
                     logits = logits.masked_fill(self.blocked, float("-inf"))
                 token = int(sample(logits, config, seen, generator)[0])
                 sampled += 1
-                if token in forced:
+                if speaking is not None:
+                    token, *queue = speaking.replace(token)
+                elif token in forced:
                     queue = forced.pop(token)
             out.append(token)
+            if self.semantic_ids is not None and speaking is None and token == self.marks["start_semantic"]:
+                speaking = self._spoken_text(prompt + out)
+                queue = speaking.start() + queue
             if seen is not None:
                 seen[0, token] = True
             if token in eos:

@@ -65,6 +65,7 @@ class TranslatorDataConfig:
     text_pairs: Optional[str] = None   # text manifest (`dragoman data text`) for extra MT sequences
     text_mt_per_epoch: int = 0         # MT sequences drawn from text_pairs per epoch
     tasks: Optional[list[str]] = None  # restrict the phase's tasks (e.g. [tts]); None: all of them
+    interleave: bool = False           # set from TranslatorConfig.interleave_text by prepare_training_config
     shuffle: bool = True
     seed: int = 0
     defer_setup: bool = True           # loaders need the tokenizer, which exists only after ModelPT.__init__
@@ -91,6 +92,9 @@ class TranslatorConfig:
     # Codebooks retrained since the translator that `init_from` starts from (load_weights_from):
     # their rows start fresh although the token names match. A size change implies it.
     fresh_codebooks: list[str] = dataclasses.field(default_factory=list)
+    # Speech that says a text carries the text's units between its tokens, each word / Han
+    # character before its speech (speech_units.py); the decode loop copies the units in.
+    interleave_text: bool = False
 
 
 class Translator(TrainableNode):
@@ -141,6 +145,7 @@ class Translator(TrainableNode):
                 if cfg.model.get(key) is not None:
                     cfg.model[key].phase = int(cfg.phase)
                     cfg.model[key].hq_only = int(cfg.phase) >= 3 and key == "train_ds"
+                    cfg.model[key].interleave = bool(cfg.model.get("interleave_text", False))
             if not cfg.model.get("init_from") and not cfg.model.get("hf_dir"):  # HF vocabularies come from their dir
                 cache = read_once(load_cache, cfg.model.train_ds.cache)  # the train loader reuses both reads
                 chars = set(cache["text_chars"])
@@ -165,7 +170,8 @@ class Translator(TrainableNode):
     # -- inference ---------------------------------------------------------------------------
     def infer(self, request):
         if self._decoder is None or self._decoder.static.device != self.device:
-            self._decoder = ControlledDecoder(self.lm, self.tokenizer, allowed_ids=self.writable_ids())
+            self._decoder = ControlledDecoder(self.lm, self.tokenizer, allowed_ids=self.writable_ids(),
+                                              semantic_ids=self.semantic_ids() if self.cfg.get("interleave_text") else None)
         return {"result": [self._decoder.run(r) for r in request]}
 
     def train(self, mode: bool = True):
@@ -226,6 +232,13 @@ class Translator(TrainableNode):
 
             self._train_dl = packed_loader(self.cfg.train_ds, self.tokenizer, train=True, epoch=self.current_epoch)
         return self._train_dl
+
+    def semantic_ids(self) -> set[int]:
+        """Ids of the semantic tokens (what an interleaved speech section keeps as speech)."""
+        from dragoman.nodes import uniss_tokens as U
+
+        names = [U.semantic_token(n) for n in range(int(self.cfg.tokens.num_semantic))]
+        return set(self.tokenizer.convert_tokens_to_ids(names))
 
     def writable_ids(self) -> torch.Tensor | None:
         """Ids the model may write: text, control, semantic, speed and end tokens (default

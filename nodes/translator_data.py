@@ -31,6 +31,8 @@ import torch
 
 from dragoman.nodes import uniss_tokens as U
 from dragoman.nodes.errors import DragomanError
+from dragoman.nodes.speech_units import interleave as interleave_units
+from dragoman.nodes.speech_units import split_units
 from dragoman.nodes.text_units import normalize_text
 
 TASKS = {1: ("asr", "s2tt", "tts", "mt"), 2: ("asr", "s2tt", "tts", "mt", "quality", "performance", "direct")}
@@ -58,6 +60,20 @@ def _sem(r):
     return [U.semantic_token(t) for t in r["semantic_tokens"]]
 
 
+def _spoken(r, tok, interleave: bool) -> list[int]:
+    """The semantic ids of `r`, or with `interleave` each unit of its text before the speech that
+    says it (nodes/speech_units.py; the cache needs `unit_bounds`: stage=align)."""
+    speech = tok.convert_tokens_to_ids(_sem(r))
+    if not interleave:
+        return speech
+    units = split_units(r["text"])
+    bounds = r.get("unit_bounds")
+    if bounds is None or len(bounds) != len(units):
+        raise DragomanError("interleave_text needs word timings in the token cache: run "
+                            "`python examples/train_translator.py stage=align` on it")
+    return interleave_units([tok.encode_text(u) for u in units], speech, bounds)
+
+
 class TrainSeq(NamedTuple):
     """A training sequence: ids, how many of them are prompt (no loss), and for sequences that
     speak a text, where that text and its semantic tokens lie: (text_start, text_end,
@@ -68,10 +84,12 @@ class TrainSeq(NamedTuple):
 
 
 def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, float],
-                   normalized_source: bool = False) -> TrainSeq:
+                   normalized_source: bool = False, interleave: bool = False) -> TrainSeq:
     """One training sequence. `src` is what is heard, `tgt` what is said; single-utterance tasks
     (asr, tts) use `src` only. `normalized_source`: the MT source is in the recogniser's form
-    (`normalize_text`: lower case, no punctuation), as a quality-mode transcript is."""
+    (`normalize_text`: lower case, no punctuation), as a quality-mode transcript is.
+    `interleave`: speech that says a text (tts, quality, performance) carries that text's units
+    between its tokens (speech_units.py); such sequences need no guided-attention span."""
     ids = tok.convert_tokens_to_ids
     text = tok.encode_text
     L = U.LANG_TOKENS
@@ -92,8 +110,9 @@ def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, fl
     elif task == "tts":
         lead, said = ids([U.TASK_TTS, L[src["lang"]], *head, *_emo(src), U.WRITE_GENERATE, U.START_CONTENT]), text(src["text"])
         prompt = lead + said + ids([U.END_CONTENT, s_speed, U.START_SEMANTIC])
-        target = ids(_sem(src) + [U.END_SEMANTIC, U.IM_END])
-        align = (len(lead), len(lead) + len(said), len(prompt), len(prompt) + len(src["semantic_tokens"]))
+        target = _spoken(src, tok, interleave) + ids([U.END_SEMANTIC, U.IM_END])
+        if not interleave:
+            align = (len(lead), len(lead) + len(said), len(prompt), len(prompt) + len(src["semantic_tokens"]))
     elif task in S2ST:
         inputs = U.PromptInputs(src["speaker_tokens"], src["content_tokens"], src["lang"], tgt["lang"],
                                 src.get("emotion_tokens") or None, speed=relative_speed(tgt, mean_rate))
@@ -101,7 +120,8 @@ def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, fl
         if task == "quality":  # the ASR part of the prompt describes the source's own pace
             names[-2] = s_speed
         prompt = ids(names)
-        speech = ids([U.START_SEMANTIC, *_sem(tgt), U.END_SEMANTIC, U.IM_END])
+        spoken = task != "direct" and interleave  # direct mode writes no text for its speech to follow
+        speech = ids([U.START_SEMANTIC]) + _spoken(tgt, tok, spoken) + ids([U.END_SEMANTIC, U.IM_END])
         said = text(tgt["text"])
         if task == "quality":  # the transcript in the recogniser's form, whoever writes it (controller.py)
             lead = text(normalize_text(src["text"], src["lang"])) + ids(U.quality_middle(tgt["lang"])[:-2] + [t_speed, U.START_CONTENT])
@@ -109,8 +129,10 @@ def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, fl
         elif task == "performance":
             lead = []
             target = said + ids([U.END_CONTENT]) + speech
-        else:  # direct mode writes no text for its speech to follow
+        else:
             return TrainSeq(prompt + speech[1:], len(prompt))
+        if interleave:
+            return TrainSeq(prompt + target, len(prompt))
         text_start = len(prompt) + len(lead)
         speech_start = text_start + len(said) + 2  # <|end_content|> <|start_semantic_token|>
         align = (text_start, text_start + len(said), speech_start, speech_start + len(tgt["semantic_tokens"]))
@@ -162,7 +184,7 @@ def text_mt_sequences(pairs: list[tuple[dict, dict]], count: int, tok, seed: int
 
 def epoch_sequences(cache: dict, split: str, phase: int, tok, seed: int, hq_only: bool = False,
                     tasks_per_pair: int = 2, text_pairs: list | None = None,
-                    text_mt: int = 0, tasks: list[str] | None = None) -> list[TrainSeq]:
+                    text_mt: int = 0, tasks: list[str] | None = None, interleave: bool = False) -> list[TrainSeq]:
     """One epoch's sequences: `tasks_per_pair` tasks per corpus pair direction (drawn from the
     phase's tasks, or from `tasks` when given, e.g. ["tts"] to train one task alone), plus
     `text_mt` MT sequences from `text_pairs` (text without audio: the grammar is learnt from far
@@ -182,8 +204,8 @@ def epoch_sequences(cache: dict, split: str, phase: int, tok, seed: int, hq_only
         s2st = [t for t in S2ST if t in tasks]
         if phase >= 2 and s2st and not any(t in S2ST for t in chosen):
             chosen[0] = rng.choice(s2st)
-        seqs += [build_sequence(t, src, tgt, tok, cache["mean_rate"], normalized_source=rng.random() < 0.5)
-                 for t in chosen]
+        seqs += [build_sequence(t, src, tgt, tok, cache["mean_rate"], normalized_source=rng.random() < 0.5,
+                                interleave=interleave) for t in chosen]
     if text_pairs and text_mt > 0:
         seqs += text_mt_sequences(text_pairs, text_mt, tok, seed=rng.randrange(2**31))
     rng.shuffle(seqs)
@@ -264,7 +286,7 @@ def packed_loader(cfg, tok, train: bool, epoch: int = 0):
     text_pairs = read_once(load_text_pairs, cfg.text_pairs) if (cfg.get("text_pairs") and text_mt > 0) else None
     seqs = epoch_sequences(cache, cfg.split, cfg.phase, tok, seed=cfg.seed + epoch, hq_only=cfg.hq_only,
                            tasks_per_pair=cfg.tasks_per_pair, text_pairs=text_pairs, text_mt=text_mt,
-                           tasks=list(cfg.get("tasks") or []) or None)
+                           tasks=list(cfg.get("tasks") or []) or None, interleave=bool(cfg.get("interleave", False)))
     rows = pack(seqs, cfg.max_tokens_per_row, tok.pad_id)
     return torch.utils.data.DataLoader(PackedRows(rows), batch_size=cfg.rows_per_batch, shuffle=train and cfg.shuffle,
                                        collate_fn=lambda b: collate_rows(b, tok.pad_id))

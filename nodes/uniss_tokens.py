@@ -127,11 +127,11 @@ def parse_output(text: str, mode: str) -> ParsedOutput:
     semantic ids from every `<|bicodec_semantic_N|>` anywhere; in quality mode the text splits
     into transcript / translation only when there are exactly two `<|end_content|>`, otherwise
     the transcript is empty and everything is the translation; `<|...|>` tokens are removed from
-    the text and it is stripped."""
+    the text and it is stripped. Text comes from before `<|start_semantic_token|>` only."""
     semantic = [int(n) for n in _SEMANTIC_RE.findall(text)]
     if mode == "direct":
         return ParsedOutput("", "", semantic)
-    text_only = _SEMANTIC_RE.sub("", text)
+    text_only = _SEMANTIC_RE.sub("", text.split(START_SEMANTIC)[0])  # an interleaved speech section repeats its text
     parts = text_only.split(END_CONTENT)
     if mode == "quality" and len(parts) == 3:
         transcript, translation = parts[0], parts[1]
