@@ -56,6 +56,7 @@ def align_token_cache(cfg: DictConfig) -> None:
     for split, records in cache["splits"].items():
         counts = align_records(records, read_split(manifests[split]), content)
         print(f"{split}: {counts}")
+    cache["phones"] = list(content.cfg.phones)[1:]  # the inventory, less the CTC blank (interleave_units=phones)
     tmp = f"{cfg.cache}.tmp"
     torch.save(cache, tmp)
     os.replace(tmp, cfg.cache)

@@ -37,7 +37,7 @@ fi
 [ -f "$CACHE" ] || $PY examples/train_translator.py stage=cache cache="$CACHE" tokenizers.semantic="${SEMANTIC:-default}"
 if [ "${INTERLEAVE:-0}" = 1 ]; then
   common="$common model.interleave_text=true"
-  $PY -c "import sys, torch; c = torch.load('$CACHE', weights_only=True); sys.exit('unit_bounds' not in c['splits']['train'][0])" \
+  $PY -c "import sys, torch; c = torch.load('$CACHE', weights_only=True); sys.exit('unit_phones' not in c['splits']['train'][0])" \
       || $PY examples/train_translator.py stage=align cache="$CACHE"
 fi
 [ -f data/text_pairs.jsonl ] || $DRAGOMAN data text --out data/text_pairs.jsonl --pairs 60000 \

@@ -64,7 +64,7 @@ class ControlledDecoder:
     """Runs GenerationRequests for one `Qwen2ForCausalLM` + tokenizer (batch 1 per request)."""
 
     def __init__(self, lm: torch.nn.Module, tokenizer, allowed_ids: torch.Tensor | None = None,
-                 semantic_ids: set[int] | None = None):
+                 semantic_ids: set[int] | None = None, unit_ids=None):
         from dragoman.kernels.qwen2_forward import StaticQwen2
 
         from dragoman.nodes import uniss_tokens as U
@@ -72,8 +72,10 @@ class ControlledDecoder:
         self.static = StaticQwen2(lm)
         self.tokenizer = tokenizer
         # With `semantic_ids` the model interleaves its text with its speech (speech_units.py):
-        # inside a speech section the loop copies the next unit of that text into place.
+        # inside a speech section the loop copies the next unit of that text into place, written
+        # by `unit_ids(unit)` (its characters by default, or its phonemes).
         self.semantic_ids = semantic_ids
+        self.unit_ids = unit_ids or tokenizer.encode_text
         if semantic_ids is not None:
             self.marks = dict(zip(("start_content", "end_content", "start_semantic", "end_semantic", "im_end"),
                                   self._ids([U.START_CONTENT, U.END_CONTENT, U.START_SEMANTIC, U.END_SEMANTIC, U.IM_END])))
@@ -99,7 +101,7 @@ class ControlledDecoder:
         start = max((i for i, t in enumerate(ids) if t == m["start_content"]), default=-1) + 1
         end = next((i for i in range(start, len(ids)) if ids[i] == m["end_content"]), start)
         units = split_units(self.tokenizer.decode(ids[start:end]))
-        return SpokenText([self.tokenizer.encode_text(u) for u in units], self.semantic_ids,
+        return SpokenText([self.unit_ids(u) for u in units], self.semantic_ids,
                           [m["end_semantic"], m["im_end"]])
 
     @torch.inference_mode()

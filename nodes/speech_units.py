@@ -12,6 +12,11 @@ from CTC forced alignment of each unit's phonemes on the ContentTokenizer's auxi
 text it wrote (or was given) into place whenever the model asks for one (`SpokenText`): the model
 decides *when* to move on, never *what* comes next.
 
+Units are written as their characters (`interleave_units: chars`) or as their espeak-ng phonemes
+(`phones`, one `<|phone_X|>` token per IPA unit, this project's addition like the emotion tokens):
+letters to sounds is irregular in English and a Han character is one of thousands, while the
+phoneme inventory is small and read the same way everywhere, as in ELLA-V.
+
 Off unless the translator's `model.interleave_text` is set; the released UniSS model does not
 interleave, and its parser ignores everything after `<|start_semantic_token|>` but semantic ids.
 """
@@ -24,6 +29,23 @@ import torch
 from dragoman.nodes.text_units import is_han
 
 _APOSTROPHES = "'\u2019\u02bc"
+
+
+def phone_token(phone: str) -> str:
+    return f"<|phone_{phone}|>"
+
+
+def unit_lang(unit: str) -> str:
+    """The language a unit is read in: Han characters as Mandarin, anything else as English (an
+    English word inside a Chinese sentence keeps its English reading); no prompt needed."""
+    return "zh" if any(is_han(ch) for ch in unit) else "en"
+
+
+def unit_phones(unit: str) -> list[str]:
+    """espeak-ng phonemes of one unit (cached per unit: a corpus has few distinct words)."""
+    from dragoman.nodes.phonemes import phonemize
+
+    return list(phonemize(unit, unit_lang(unit))) if any(ch.isalnum() for ch in unit) else []
 
 
 def _is_word_char(ch: str) -> bool:
@@ -147,9 +169,9 @@ class SpokenText:
 
 
 def align_records(records: list[dict], rows: list[dict], content, batch_size: int = 16) -> dict[str, int]:
-    """Store `unit_bounds` (the 50 Hz frame where each `split_units(text)` unit starts) in every
-    token cache record, by forced alignment of each unit's espeak-ng phonemes on the
-    ContentTokenizer's auxiliary phoneme head, which reads the audio (`rows`: the manifest rows
+    """Store `unit_phones` (each `split_units(text)` unit's espeak-ng phonemes) and `unit_bounds`
+    (the 50 Hz frame where each unit starts) in every token cache record, by forced alignment of
+    those phonemes on the ContentTokenizer's auxiliary phoneme head, which reads the audio (`rows`: the manifest rows
     the records were made from, same order). Not the token head: it recognises well but places
     its spikes anywhere in its context (Mandarin characters bunched at both ends of the
     utterance), while the phoneme head's spikes follow the speech envelope. Returns how many
@@ -158,7 +180,6 @@ def align_records(records: list[dict], rows: list[dict], content, batch_size: in
 
     from dragoman.nodes.audio.io import read_audio
     from dragoman.nodes.errors import DragomanError
-    from dragoman.nodes.phonemes import phonemize
     from dragoman.nodes.trainable import pad_batch
 
     phones = list(content.cfg.get("phones") or [])
@@ -178,8 +199,8 @@ def align_records(records: list[dict], rows: list[dict], content, batch_size: in
             log_probs = content.net.aux_chars(feats).view(b, 2 * t, -1).log_softmax(dim=-1).cpu()
             for i, lp, frames in zip(picked, log_probs, (2 * n).tolist()):
                 r = records[i]
-                targets = [[index[p] for p in phonemize(u, r["lang"]) if p in index] for u in split_units(r["text"])]
-                bounds, ok = unit_bounds(targets, lp[:frames])
+                r["unit_phones"] = [unit_phones(u) for u in split_units(r["text"])]
+                bounds, ok = unit_bounds([[index[p] for p in ph if p in index] for ph in r["unit_phones"]], lp[:frames])
                 r["unit_bounds"] = [min(x, len(r["semantic_tokens"])) for x in bounds]
                 counts["aligned" if ok else "fallback"] += 1
     return counts

@@ -3,7 +3,8 @@
 - `UnitTokenizer`: the default model's vocabulary — a few reserved tokens, one token per text
   character (Han characters, letters, digits, punctuation, space), the UniSS control tokens, then
   the speech tokens in the released order (global, semantic, glm, speed) and dragoman's emotion
-  tokens. Built from a character list stored in the node config, so a `.nemo` is self-contained.
+  tokens (and, for phoneme-interleaved speech, `<|phone_X|>` tokens). Built from a character
+  list stored in the node config, so a `.nemo` is self-contained.
   Character units suit a tiny model trained on a few hours of speech: no unknown words, and
   Chinese is character-based anyway.
 - `HFTokenizer`: wraps a `transformers` tokenizer (the released UniSS / any local HF model).
@@ -18,20 +19,23 @@ from typing import Iterable, Sequence
 
 from dragoman.nodes import uniss_tokens as U
 from dragoman.nodes.errors import DragomanError
+from dragoman.nodes.speech_units import phone_token
 
 RESERVED = ["<|endoftext|>", U.IM_END, "<unk>"]
 _NAME_RE = re.compile(r"<\|[^|>]+\|>")
 
 
 class UnitTokenizer:
-    def __init__(self, chars: Sequence[str], num_global: int, num_semantic: int, num_glm: int, num_emotion: int = 0):
+    def __init__(self, chars: Sequence[str], num_global: int, num_semantic: int, num_glm: int, num_emotion: int = 0,
+                 phones: Sequence[str] = ()):
         chars = [c for c in dict.fromkeys(chars) if c not in ("", "\n")]
         bad = [c for c in chars if len(c) != 1]
         if bad:
             raise DragomanError(f"text vocabulary entries must be single characters, got {bad[:5]}")
         self.chars = chars
+        self.phone_names = [phone_token(p) for p in dict.fromkeys(phones)]  # interleaved speech (speech_units.py)
         names = [*RESERVED, *chars, *U.CONTROL_TOKENS,
-                 *U.speech_token_names(num_global, num_semantic, num_glm, num_emotion)]
+                 *U.speech_token_names(num_global, num_semantic, num_glm, num_emotion), *self.phone_names]
         self.itos = names
         self.stoi = {name: i for i, name in enumerate(names)}
         self.special_ids = {self.stoi[t] for t in RESERVED}
@@ -42,8 +46,9 @@ class UnitTokenizer:
         return len(self.itos)
 
     def writable_ids(self) -> list[int]:
-        """Ids a translator writes: end, text characters, control, semantic and speed tokens."""
+        """Ids a translator writes: end, text characters, control, semantic, speed and phone tokens."""
         keep = [self.eos_id] + [self.stoi[c] for c in self.chars] + [self.stoi[t] for t in U.CONTROL_TOKENS]
+        keep += [self.stoi[t] for t in self.phone_names]
         keep += [i for i, name in enumerate(self.itos) if name.startswith(("<|bicodec_semantic_", "<|speed_"))]
         return sorted(keep)
 

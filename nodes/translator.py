@@ -65,7 +65,8 @@ class TranslatorDataConfig:
     text_pairs: Optional[str] = None   # text manifest (`dragoman data text`) for extra MT sequences
     text_mt_per_epoch: int = 0         # MT sequences drawn from text_pairs per epoch
     tasks: Optional[list[str]] = None  # restrict the phase's tasks (e.g. [tts]); None: all of them
-    interleave: bool = False           # set from TranslatorConfig.interleave_text by prepare_training_config
+    interleave: bool = False           # TranslatorConfig.interleave_text / interleave_units, set by
+    interleave_units: str = "chars"    # prepare_training_config
     shuffle: bool = True
     seed: int = 0
     defer_setup: bool = True           # loaders need the tokenizer, which exists only after ModelPT.__init__
@@ -95,6 +96,8 @@ class TranslatorConfig:
     # Speech that says a text carries the text's units between its tokens, each word / Han
     # character before its speech (speech_units.py); the decode loop copies the units in.
     interleave_text: bool = False
+    interleave_units: str = "chars"    # or "phones": espeak-ng phonemes of each unit, from `phones`
+    phones: list[str] = dataclasses.field(default_factory=list)
 
 
 class Translator(TrainableNode):
@@ -112,7 +115,8 @@ class Translator(TrainableNode):
             if not c.text_chars:
                 raise DragomanError("translator: text_chars is empty (build it from the corpus text, see translator_data)")
             t = c.tokens
-            self.tokenizer = UnitTokenizer(list(c.text_chars), t.num_global, t.num_semantic, t.num_glm, t.num_emotion)
+            self.tokenizer = UnitTokenizer(list(c.text_chars), t.num_global, t.num_semantic, t.num_glm, t.num_emotion,
+                                           phones=list(c.phones) if c.interleave_text and c.interleave_units == "phones" else ())
             self.lm = _fresh_qwen2(c.lm, len(self.tokenizer), self.tokenizer.pad_id, self.tokenizer.eos_id)
             if c.code_levels:
                 from dragoman.nodes.code_rows import init_code_rows
@@ -146,6 +150,7 @@ class Translator(TrainableNode):
                     cfg.model[key].phase = int(cfg.phase)
                     cfg.model[key].hq_only = int(cfg.phase) >= 3 and key == "train_ds"
                     cfg.model[key].interleave = bool(cfg.model.get("interleave_text", False))
+                    cfg.model[key].interleave_units = str(cfg.model.get("interleave_units", "chars"))
             if not cfg.model.get("init_from") and not cfg.model.get("hf_dir"):  # HF vocabularies come from their dir
                 cache = read_once(load_cache, cfg.model.train_ds.cache)  # the train loader reuses both reads
                 chars = set(cache["text_chars"])
@@ -153,6 +158,11 @@ class Translator(TrainableNode):
                     chars |= {c for pair in read_once(load_text_pairs, cfg.model.train_ds.text_pairs) for c in pair[0]["text"]}
                 cfg.model.text_chars = sorted(chars)
                 cfg.model.tokens = dict(cache["token_counts"])
+                if cfg.model.get("interleave_text") and cfg.model.get("interleave_units") == "phones":
+                    if not cache.get("phones"):
+                        raise DragomanError(f"{cfg.model.train_ds.cache}: no phoneme inventory; run "
+                                            "`python examples/train_translator.py stage=align` on it")
+                    cfg.model.phones = list(cache["phones"])
                 from dragoman.nodes.code_rows import levels_fitting
 
                 cfg.model.code_levels = levels_fitting(dict(cfg.model.get("code_levels") or {}), cfg.model.tokens)
@@ -170,8 +180,9 @@ class Translator(TrainableNode):
     # -- inference ---------------------------------------------------------------------------
     def infer(self, request):
         if self._decoder is None or self._decoder.static.device != self.device:
+            spoken = bool(self.cfg.get("interleave_text"))
             self._decoder = ControlledDecoder(self.lm, self.tokenizer, allowed_ids=self.writable_ids(),
-                                              semantic_ids=self.semantic_ids() if self.cfg.get("interleave_text") else None)
+                                              semantic_ids=self.semantic_ids() if spoken else None, unit_ids=self.unit_ids)
         return {"result": [self._decoder.run(r) for r in request]}
 
     def train(self, mode: bool = True):
@@ -232,6 +243,15 @@ class Translator(TrainableNode):
 
             self._train_dl = packed_loader(self.cfg.train_ds, self.tokenizer, train=True, epoch=self.current_epoch)
         return self._train_dl
+
+    def unit_ids(self, unit: str) -> list[int]:
+        """How an interleaved speech section writes one unit of its text (speech_units.py)."""
+        if self.cfg.get("interleave_units", "chars") != "phones":
+            return self.tokenizer.encode_text(unit)
+        from dragoman.nodes.speech_units import phone_token, unit_phones
+
+        stoi = self.tokenizer.stoi
+        return [stoi[name] for name in map(phone_token, unit_phones(unit)) if name in stoi]
 
     def semantic_ids(self) -> set[int]:
         """Ids of the semantic tokens (what an interleaved speech section keeps as speech)."""

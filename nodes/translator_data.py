@@ -32,7 +32,7 @@ import torch
 from dragoman.nodes import uniss_tokens as U
 from dragoman.nodes.errors import DragomanError
 from dragoman.nodes.speech_units import interleave as interleave_units
-from dragoman.nodes.speech_units import split_units
+from dragoman.nodes.speech_units import phone_token, split_units
 from dragoman.nodes.text_units import normalize_text
 
 TASKS = {1: ("asr", "s2tt", "tts", "mt"), 2: ("asr", "s2tt", "tts", "mt", "quality", "performance", "direct")}
@@ -60,18 +60,23 @@ def _sem(r):
     return [U.semantic_token(t) for t in r["semantic_tokens"]]
 
 
-def _spoken(r, tok, interleave: bool) -> list[int]:
-    """The semantic ids of `r`, or with `interleave` each unit of its text before the speech that
-    says it (nodes/speech_units.py; the cache needs `unit_bounds`: stage=align)."""
+def _spoken(r, tok, interleave: str | None) -> list[int]:
+    """The semantic ids of `r`, or with `interleave` ("chars" / "phones") each unit of its text,
+    as characters or phonemes, before the speech that says it (nodes/speech_units.py; the cache
+    needs `unit_bounds` and `unit_phones`: stage=align)."""
     speech = tok.convert_tokens_to_ids(_sem(r))
     if not interleave:
         return speech
     units = split_units(r["text"])
-    bounds = r.get("unit_bounds")
-    if bounds is None or len(bounds) != len(units):
+    bounds, phones = r.get("unit_bounds"), r.get("unit_phones")
+    if bounds is None or len(bounds) != len(units) or (interleave == "phones" and phones is None):
         raise DragomanError("interleave_text needs word timings in the token cache: run "
                             "`python examples/train_translator.py stage=align` on it")
-    return interleave_units([tok.encode_text(u) for u in units], speech, bounds)
+    if interleave == "phones":
+        written = [tok.convert_tokens_to_ids([phone_token(p) for p in ph]) for ph in phones]
+    else:
+        written = [tok.encode_text(u) for u in units]
+    return interleave_units(written, speech, bounds)
 
 
 class TrainSeq(NamedTuple):
@@ -84,12 +89,13 @@ class TrainSeq(NamedTuple):
 
 
 def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, float],
-                   normalized_source: bool = False, interleave: bool = False) -> TrainSeq:
+                   normalized_source: bool = False, interleave: str | None = None) -> TrainSeq:
     """One training sequence. `src` is what is heard, `tgt` what is said; single-utterance tasks
     (asr, tts) use `src` only. `normalized_source`: the MT source is in the recogniser's form
     (`normalize_text`: lower case, no punctuation), as a quality-mode transcript is.
-    `interleave`: speech that says a text (tts, quality, performance) carries that text's units
-    between its tokens (speech_units.py); such sequences need no guided-attention span."""
+    `interleave` ("chars" / "phones"): speech that says a text (tts, quality, performance) carries
+    that text's units between its tokens (speech_units.py); such sequences need no guided-attention
+    span."""
     ids = tok.convert_tokens_to_ids
     text = tok.encode_text
     L = U.LANG_TOKENS
@@ -120,7 +126,7 @@ def build_sequence(task: str, src: dict, tgt: dict, tok, mean_rate: dict[str, fl
         if task == "quality":  # the ASR part of the prompt describes the source's own pace
             names[-2] = s_speed
         prompt = ids(names)
-        spoken = task != "direct" and interleave  # direct mode writes no text for its speech to follow
+        spoken = interleave if task != "direct" else None  # direct mode writes no text for its speech to follow
         speech = ids([U.START_SEMANTIC]) + _spoken(tgt, tok, spoken) + ids([U.END_SEMANTIC, U.IM_END])
         said = text(tgt["text"])
         if task == "quality":  # the transcript in the recogniser's form, whoever writes it (controller.py)
@@ -184,7 +190,7 @@ def text_mt_sequences(pairs: list[tuple[dict, dict]], count: int, tok, seed: int
 
 def epoch_sequences(cache: dict, split: str, phase: int, tok, seed: int, hq_only: bool = False,
                     tasks_per_pair: int = 2, text_pairs: list | None = None,
-                    text_mt: int = 0, tasks: list[str] | None = None, interleave: bool = False) -> list[TrainSeq]:
+                    text_mt: int = 0, tasks: list[str] | None = None, interleave: str | None = None) -> list[TrainSeq]:
     """One epoch's sequences: `tasks_per_pair` tasks per corpus pair direction (drawn from the
     phase's tasks, or from `tasks` when given, e.g. ["tts"] to train one task alone), plus
     `text_mt` MT sequences from `text_pairs` (text without audio: the grammar is learnt from far
@@ -286,7 +292,7 @@ def packed_loader(cfg, tok, train: bool, epoch: int = 0):
     text_pairs = read_once(load_text_pairs, cfg.text_pairs) if (cfg.get("text_pairs") and text_mt > 0) else None
     seqs = epoch_sequences(cache, cfg.split, cfg.phase, tok, seed=cfg.seed + epoch, hq_only=cfg.hq_only,
                            tasks_per_pair=cfg.tasks_per_pair, text_pairs=text_pairs, text_mt=text_mt,
-                           tasks=list(cfg.get("tasks") or []) or None, interleave=bool(cfg.get("interleave", False)))
+                           tasks=list(cfg.get("tasks") or []) or None, interleave=cfg.get("interleave_units", "chars") if cfg.get("interleave") else None)
     rows = pack(seqs, cfg.max_tokens_per_row, tok.pad_id)
     return torch.utils.data.DataLoader(PackedRows(rows), batch_size=cfg.rows_per_batch, shuffle=train and cfg.shuffle,
                                        collate_fn=lambda b: collate_rows(b, tok.pad_id))

@@ -88,17 +88,17 @@ def test_interleaved_sequences_hold_the_text_and_all_of_the_speech():
     node, rec = tiny(), tts_record(random.Random(0))
     tok = node.tokenizer
     for task in ("tts", "performance", "quality"):
-        seq = build_sequence(task, rec, rec, tok, {"en": 10.0}, interleave=True)
+        seq = build_sequence(task, rec, rec, tok, {"en": 10.0}, interleave="chars")
         speech = seq.ids[seq.ids.index(tok.convert_tokens_to_ids(U.START_SEMANTIC), seq.n_prompt - 1) + 1:]
         sem = node.semantic_ids()
         assert [tok.itos[t] for t in speech if t in sem] == [U.semantic_token(t) for t in rec["semantic_tokens"]]
         assert tok.decode([t for t in speech[:-2] if t not in sem]) == rec["text"]
         assert speech[:3] == tok.encode_text("red") and speech[9:17] == tok.encode_text(" flowers")
         assert seq.align is None
-    direct = build_sequence("direct", rec, rec, tok, {"en": 10.0}, interleave=True)
+    direct = build_sequence("direct", rec, rec, tok, {"en": 10.0}, interleave="chars")
     assert not set(tok.encode_text("red")) & set(direct.ids[direct.n_prompt:])  # direct mode has no text
     with pytest.raises(DragomanError, match="stage=align"):
-        build_sequence("tts", {**rec, "unit_bounds": None}, rec, tok, {"en": 10.0}, interleave=True)
+        build_sequence("tts", {**rec, "unit_bounds": None}, rec, tok, {"en": 10.0}, interleave="chars")
 
 
 def test_decoding_writes_the_given_text_between_the_speech_of_an_untrained_model():
@@ -116,7 +116,7 @@ def test_decoding_writes_the_given_text_between_the_speech_of_an_untrained_model
 
 def test_a_tiny_interleaving_translator_learns_to_speak_its_text():
     node, rec = tiny(seed=0), tts_record(random.Random(1))
-    batch = collate_rows(pack([build_sequence("tts", rec, rec, node.tokenizer, {"en": 10.0}, interleave=True)], 4096, 0), 0)
+    batch = collate_rows(pack([build_sequence("tts", rec, rec, node.tokenizer, {"en": 10.0}, interleave="chars")], 4096, 0), 0)
     opt = torch.optim.AdamW(node.parameters(), lr=3e-3)
     first = None
     for _ in range(150):
@@ -139,3 +139,27 @@ def test_the_parser_reads_text_only_before_the_speech():
     out = f"the cat{U.END_CONTENT}{U.START_SEMANTIC}the{U.semantic_token(3)} cat{U.semantic_token(4)}{U.END_SEMANTIC}"
     parsed = U.parse_output(out, "performance")
     assert parsed.translation == "the cat" and parsed.semantic == [3, 4]
+
+
+def test_phone_units_come_from_the_cache_in_training_and_from_espeak_when_decoding():
+    from dragoman.nodes.speech_units import phone_token, unit_phones
+
+    phones = sorted({p for word in ("red", " flowers") for p in unit_phones(word)})
+    torch.manual_seed(0)
+    node = Translator({"lm": TINY_LM, "tokens": COUNTS, "text_chars": sorted(set("red flowers")), "interleave_text": True,
+                       "interleave_units": "phones", "phones": phones}).eval()
+    tok = node.tokenizer
+    assert set(tok.convert_tokens_to_ids([phone_token(p) for p in phones])) <= set(node.writable_ids().tolist())
+    rec = {**tts_record(random.Random(0)), "unit_phones": [unit_phones("red"), unit_phones(" flowers")]}
+    seq = build_sequence("tts", rec, rec, tok, {"en": 10.0}, interleave="phones")
+    speech = seq.ids[seq.n_prompt:]
+    assert speech[:len(rec["unit_phones"][0])] == node.unit_ids("red") and node.unit_ids("red")
+    sem = node.semantic_ids()
+    assert [t for t in speech[:-2] if t not in sem] == node.unit_ids("red") + node.unit_ids(" flowers")
+    request = GenerationRequest(prompt=[U.TASK_TTS, "<|eng|>", U.START_CONTENT], prompt_text="red flowers",
+                                prompt_suffix=[U.END_CONTENT, "<|speed_9|>", U.START_SEMANTIC], max_new_tokens=200,
+                                sampling=Sampling(seed=2, repetition_penalty=1.0))
+    out = node.run(request=[request])["result"][0]
+    assert [t for t in out.ids[:-2] if t not in sem] == node.unit_ids("red") + node.unit_ids(" flowers")
+    with pytest.raises(DragomanError, match="stage=align"):
+        build_sequence("tts", {**rec, "unit_phones": None}, rec, tok, {"en": 10.0}, interleave="phones")
