@@ -77,6 +77,9 @@ class ControlledDecoder:
         self.semantic_ids = semantic_ids
         self.unit_ids = unit_ids or tokenizer.encode_text
         if semantic_ids is not None:
+            self.not_speech = torch.ones(self.static.vocab_size, dtype=torch.bool, device=self.static.device)
+            self.not_speech[torch.tensor(sorted(semantic_ids), dtype=torch.long, device=self.static.device)] = False
+        if semantic_ids is not None:
             self.marks = dict(zip(("start_content", "end_content", "start_semantic", "end_semantic", "im_end"),
                                   self._ids([U.START_CONTENT, U.END_CONTENT, U.START_SEMANTIC, U.END_SEMANTIC, U.IM_END])))
         # Ids outside `allowed_ids` are never sampled (the translator only trained those rows).
@@ -137,6 +140,8 @@ class ControlledDecoder:
             else:
                 if self.blocked is not None:
                     logits = logits.masked_fill(self.blocked, float("-inf"))
+                if speaking is not None and speaking.needs_speech:
+                    logits = logits.masked_fill(self.not_speech, float("-inf"))
                 token = int(sample(logits, config, seen, generator)[0])
                 sampled += 1
                 if speaking is not None:

@@ -141,13 +141,17 @@ class SpokenText:
     """Decode-time partner of `interleave`: which token to write next in an interleaved speech
     section. The model samples; a semantic token is kept; anything else (a text character, the
     end of speech) means "next unit", so the next unit of the text is copied in, and once every
-    unit is spoken it means the end: `<|end_semantic_token|>` `<|im_end|>`."""
+    unit is spoken it means the end: `<|end_semantic_token|>` `<|im_end|>`. Right after a unit
+    the model must write speech (`needs_speech`: the loop masks everything else): a model that
+    took the unit for unfinished asked for the next unit at once and skipped its speech ("make
+    this" came out as one unit, the last word was never said)."""
 
     def __init__(self, units_ids: Sequence[Sequence[int]], semantic_ids: set[int], end_ids: Sequence[int]):
         self.units = [list(u) for u in units_ids if u]
         self.semantic_ids = semantic_ids
         self.end_ids = list(end_ids)
         self.spoken = 0
+        self.needs_speech = False
 
     def start(self) -> list[int]:
         """Tokens to write right after `<|start_semantic_token|>`."""
@@ -156,12 +160,16 @@ class SpokenText:
     def advance(self) -> list[int]:
         if self.spoken < len(self.units):
             self.spoken += 1
+            self.needs_speech = True
             return list(self.units[self.spoken - 1])
         return list(self.end_ids)
 
     def replace(self, token: int) -> list[int]:
         """What to write for a sampled `token` (the token itself when it is speech)."""
-        return [token] if token in self.semantic_ids else self.advance()
+        if token in self.semantic_ids:
+            self.needs_speech = False
+            return [token]
+        return self.advance()
 
     @property
     def done(self) -> bool:

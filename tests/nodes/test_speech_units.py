@@ -66,9 +66,10 @@ def test_interleaving_keeps_every_speech_token_in_order():
 
 def test_spoken_text_copies_units_and_ends_once_all_are_said():
     spoken = SpokenText([[7, 8], [9]], semantic_ids={1, 2}, end_ids=[50, 51])
-    assert spoken.start() == [7, 8]
-    assert spoken.replace(1) == [1]
-    assert spoken.replace(50) == [9]  # an early end is the next unit: no word is skipped
+    assert spoken.start() == [7, 8] and spoken.needs_speech
+    assert spoken.replace(1) == [1] and not spoken.needs_speech
+    assert spoken.replace(50) == [9] and spoken.needs_speech  # an early end is the next unit: no word is skipped
+    assert spoken.replace(2) == [2]
     assert spoken.done and spoken.replace(3) == [50, 51]
 
 
@@ -111,6 +112,11 @@ def test_decoding_writes_the_given_text_between_the_speech_of_an_untrained_model
     out = decoder.run(request)
     sem = node.semantic_ids()
     assert node.tokenizer.decode([t for t in out.ids[:-2] if t not in sem]) == text
+    units = [node.tokenizer.encode_text(u) for u in split_units(text)]
+    at = 0
+    for unit in units:  # every unit, the last one too, is followed by speech
+        at = out.ids.index(unit[-1], at) + 1
+        assert out.ids[at] in sem
     assert out.stopped_by == "eos" and out.ids[-2:] == node.tokenizer.convert_tokens_to_ids([U.END_SEMANTIC, U.IM_END])
 
 
