@@ -64,7 +64,7 @@ class ControlledDecoder:
     """Runs GenerationRequests for one `Qwen2ForCausalLM` + tokenizer (batch 1 per request)."""
 
     def __init__(self, lm: torch.nn.Module, tokenizer, allowed_ids: torch.Tensor | None = None,
-                 semantic_ids: set[int] | None = None, unit_ids=None):
+                 semantic_ids: set[int] | None = None, units_ids=None):
         from dragoman.kernels.qwen2_forward import StaticQwen2
 
         from dragoman.nodes import uniss_tokens as U
@@ -73,9 +73,9 @@ class ControlledDecoder:
         self.tokenizer = tokenizer
         # With `semantic_ids` the model interleaves its text with its speech (speech_units.py):
         # inside a speech section the loop copies the next unit of that text into place, written
-        # by `unit_ids(unit)` (its characters by default, or its phonemes).
+        # as `units_ids(units)` gives them (their characters by default, or their phonemes).
         self.semantic_ids = semantic_ids
-        self.unit_ids = unit_ids or tokenizer.encode_text
+        self.units_ids = units_ids or (lambda units: [tokenizer.encode_text(u) for u in units])
         if semantic_ids is not None:
             self.not_speech = torch.ones(self.static.vocab_size, dtype=torch.bool, device=self.static.device)
             self.not_speech[torch.tensor(sorted(semantic_ids), dtype=torch.long, device=self.static.device)] = False
@@ -104,7 +104,7 @@ class ControlledDecoder:
         start = max((i for i, t in enumerate(ids) if t == m["start_content"]), default=-1) + 1
         end = next((i for i in range(start, len(ids)) if ids[i] == m["end_content"]), start)
         units = split_units(self.tokenizer.decode(ids[start:end]))
-        return SpokenText([self.unit_ids(u) for u in units], self.semantic_ids,
+        return SpokenText(self.units_ids(units), self.semantic_ids,
                           [m["end_semantic"], m["im_end"]])
 
     @torch.inference_mode()

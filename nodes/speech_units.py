@@ -48,6 +48,18 @@ def unit_phones(unit: str) -> list[str]:
     return list(phonemize(unit, unit_lang(unit))) if any(ch.isalnum() for ch in unit) else []
 
 
+def units_phones(units: Sequence[str]) -> list[list[str]]:
+    """`unit_phones` of every unit, one espeak-ng process per language (decoding: phonemes.py)."""
+    from dragoman.nodes.phonemes import phonemize_many
+
+    out: list[list[str]] = [[] for _ in units]
+    for lang in ("zh", "en"):
+        picked = [i for i, u in enumerate(units) if unit_lang(u) == lang and any(ch.isalnum() for ch in u)]
+        for i, phones in zip(picked, phonemize_many([units[i] for i in picked], lang)):
+            out[i] = list(phones)
+    return out
+
+
 def _is_word_char(ch: str) -> bool:
     return (ch.isalnum() and not is_han(ch)) or ch in _APOSTROPHES
 

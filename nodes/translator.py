@@ -182,7 +182,7 @@ class Translator(TrainableNode):
         if self._decoder is None or self._decoder.static.device != self.device:
             spoken = bool(self.cfg.get("interleave_text"))
             self._decoder = ControlledDecoder(self.lm, self.tokenizer, allowed_ids=self.writable_ids(),
-                                              semantic_ids=self.semantic_ids() if spoken else None, unit_ids=self.unit_ids)
+                                              semantic_ids=self.semantic_ids() if spoken else None, units_ids=self.units_ids)
         return {"result": [self._decoder.run(r) for r in request]}
 
     def train(self, mode: bool = True):
@@ -244,14 +244,14 @@ class Translator(TrainableNode):
             self._train_dl = packed_loader(self.cfg.train_ds, self.tokenizer, train=True, epoch=self.current_epoch)
         return self._train_dl
 
-    def unit_ids(self, unit: str) -> list[int]:
-        """How an interleaved speech section writes one unit of its text (speech_units.py)."""
+    def units_ids(self, units: list[str]) -> list[list[int]]:
+        """How an interleaved speech section writes the units of its text (speech_units.py)."""
         if self.cfg.get("interleave_units", "chars") != "phones":
-            return self.tokenizer.encode_text(unit)
-        from dragoman.nodes.speech_units import phone_token, unit_phones
+            return [self.tokenizer.encode_text(u) for u in units]
+        from dragoman.nodes.speech_units import phone_token, units_phones
 
         stoi = self.tokenizer.stoi
-        return [stoi[name] for name in map(phone_token, unit_phones(unit)) if name in stoi]
+        return [[stoi[name] for name in map(phone_token, phones) if name in stoi] for phones in units_phones(units)]
 
     def semantic_ids(self) -> set[int]:
         """Ids of the semantic tokens (what an interleaved speech section keeps as speech)."""

@@ -159,13 +159,22 @@ def test_phone_units_come_from_the_cache_in_training_and_from_espeak_when_decodi
     rec = {**tts_record(random.Random(0)), "unit_phones": [unit_phones("red"), unit_phones(" flowers")]}
     seq = build_sequence("tts", rec, rec, tok, {"en": 10.0}, interleave="phones")
     speech = seq.ids[seq.n_prompt:]
-    assert speech[:len(rec["unit_phones"][0])] == node.unit_ids("red") and node.unit_ids("red")
+    red, flowers = node.units_ids(["red", " flowers"])
+    assert speech[:len(rec["unit_phones"][0])] == red and red
     sem = node.semantic_ids()
-    assert [t for t in speech[:-2] if t not in sem] == node.unit_ids("red") + node.unit_ids(" flowers")
+    assert [t for t in speech[:-2] if t not in sem] == red + flowers
     request = GenerationRequest(prompt=[U.TASK_TTS, "<|eng|>", U.START_CONTENT], prompt_text="red flowers",
                                 prompt_suffix=[U.END_CONTENT, "<|speed_9|>", U.START_SEMANTIC], max_new_tokens=200,
                                 sampling=Sampling(seed=2, repetition_penalty=1.0))
     out = node.run(request=[request])["result"][0]
-    assert [t for t in out.ids[:-2] if t not in sem] == node.unit_ids("red") + node.unit_ids(" flowers")
+    assert [t for t in out.ids[:-2] if t not in sem] == red + flowers
     with pytest.raises(DragomanError, match="stage=align"):
         build_sequence("tts", {**rec, "unit_phones": None}, rec, tok, {"en": 10.0}, interleave="phones")
+
+
+def test_one_espeak_call_reads_every_unit_as_it_reads_it_alone():
+    from dragoman.nodes.speech_units import unit_phones, units_phones
+
+    units = split_units("Do not make this beautiful cake. 不要做这块漂亮的蛋糕。") + ["，", " it's"]
+    assert units_phones(units) == [unit_phones(u) for u in units]
+    assert units_phones(units)[-2] == []  # punctuation alone says nothing
