@@ -117,14 +117,18 @@ class StaticQwen2:
                 f"asked for {batch} x {length}; call allocate() first"
             )
 
-    def prefill(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Run the prompt [B, S] with torch ops, fill cache positions 0..S-1; logits [B, V]."""
+    def prefill(self, input_ids: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Run the prompt [B, S] with torch ops, fill cache positions start..start+S-1 (attending
+        to what the cache holds before `start`); logits of the last position [B, V]."""
         batch, length = input_ids.shape
-        self._check_fits(batch, length)
+        end = start + length
+        self._check_fits(batch, end)
         heads, kv_heads, dim = self.n_heads, self.n_kv_heads, self.head_dim
         x = F.embedding(input_ids, self.embed)
-        cos = self.cos[:length].repeat(batch, 1)
-        sin = self.sin[:length].repeat(batch, 1)
+        cos = self.cos[start:end].repeat(batch, 1)
+        sin = self.sin[start:end].repeat(batch, 1)
+        # Query i sees keys 0..start+i (the tokens before `start` are all in its past).
+        mask = None if start == 0 else torch.ones(length, end, dtype=torch.bool, device=self.device).tril(diagonal=start)
         sin_signed = signed_sin(sin)
         residual = None
         for i, w in enumerate(self.layers):
@@ -135,16 +139,26 @@ class StaticQwen2:
             q, k = apply_rotary_reference(q, k, cos, sin, sin_signed)
             q = q.view(batch, length, heads, dim).transpose(1, 2)
             k = k.view(batch, length, kv_heads, dim).transpose(1, 2)
-            self.k_cache[i, :, :, :length] = k
-            self.v_cache[i, :, :, :length] = v
+            self.k_cache[i, :, :, start:end] = k
+            self.v_cache[i, :, :, start:end] = v
+            if start:
+                k, v = self.k_cache[i, :, :, :end], self.v_cache[i, :, :, :end]
             attn = F.scaled_dot_product_attention(
-                q, k, v, is_causal=length > 1, scale=self.scale, enable_gqa=heads != kv_heads
+                q, k, v, attn_mask=mask, is_causal=mask is None and length > 1, scale=self.scale,
+                enable_gqa=heads != kv_heads,
             )
             x = F.linear(attn.transpose(1, 2).reshape(batch, length, heads * dim), w.wo)
             h, residual = rms_norm_reference(x, w.post_norm, self.eps, residual)
             x = F.linear(swiglu_reference(F.linear(h, w.w_gate), F.linear(h, w.w_up)), w.w_down)
         h, _ = rms_norm_reference(x[:, -1], self.final_norm, self.eps, residual[:, -1])
         return F.linear(h, self.lm_head)
+
+    def extend(self, input_ids: torch.Tensor, start: int) -> torch.Tensor:
+        """Logits [B, V] after `input_ids` [B, S] written at cache index `start`: `step` for one
+        token (the fused decode path), `prefill` from `start` for several."""
+        if input_ids.shape[1] == 1:
+            return self.step(input_ids[:, 0], torch.tensor([start], dtype=torch.long, device=self.device))
+        return self.prefill(input_ids, start)
 
     def step(self, tokens: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """One token per row [B] at cache index `position` (long tensor [1]) -> logits [B, V].

@@ -136,7 +136,7 @@ class ControlledDecoder:
         sampled = 0
         while sampled < request.max_new_tokens:
             if queue:
-                token = queue.pop(0)
+                run, queue = queue, []
             else:
                 if self.blocked is not None:
                     logits = logits.masked_fill(self.blocked, float("-inf"))
@@ -145,21 +145,25 @@ class ControlledDecoder:
                 token = int(sample(logits, config, seen, generator)[0])
                 sampled += 1
                 if speaking is not None:
-                    token, *queue = speaking.replace(token)
-                elif token in forced:
-                    queue = forced.pop(token)
-            out.append(token)
-            if self.semantic_ids is not None and speaking is None and token == self.marks["start_semantic"]:
-                speaking = self._spoken_text(prompt + out)
-                queue = speaking.start() + queue
+                    run = speaking.replace(token)
+                else:
+                    run = [token] + forced.pop(token, [])
+            if any(t in eos for t in run):
+                run = run[:next(i for i, t in enumerate(run) if t in eos) + 1]
+            at = len(out)
+            out += run
             if seen is not None:
-                seen[0, token] = True
-            if token in eos:
+                seen[0, run] = True
+            if out[-1] in eos:
                 stopped = "eos"
                 break
+            if self.semantic_ids is not None and speaking is None and self.marks["start_semantic"] in run:
+                speaking = self._spoken_text(prompt + out)
+                queue = speaking.start()
             if repetition_stop(out):
                 stopped = "repetition"
                 break
-            position = torch.tensor([len(prompt) + len(out) - 1], dtype=torch.long, device=device)
-            logits = self.static.step(torch.tensor([token], dtype=torch.long, device=device), position)
+            # A forced run (a unit of spoken text, quality mode's header) goes through the model in
+            # one call, not one step per token.
+            logits = self.static.extend(torch.tensor([run], dtype=torch.long, device=device), len(prompt) + at)
         return GenerationResult(self.tokenizer.decode(out), out, stopped, len(prompt))

@@ -122,6 +122,23 @@ def test_step_through_triton_kernels_matches_torch_step(model, request):
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("run", [1, 5])
+def test_extending_the_cache_by_a_run_equals_stepping_through_it(model, run):
+    prompt, more = _prompt(2, 9, seed=20), _prompt(2, run + 3, seed=21)
+    stepped = StaticQwen2(model)
+    stepped.allocate(2, 64)
+    stepped.prefill(prompt)
+    for j in range(more.shape[1]):
+        want = stepped.step(more[:, j], torch.tensor([9 + j], device=DEVICE))
+    extended = StaticQwen2(model)
+    extended.allocate(2, 64)
+    extended.prefill(prompt)
+    extended.extend(more[:, :3], 9)
+    got = extended.extend(more[:, 3:], 12)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(extended.k_cache[:, :, :, :12 + run], stepped.k_cache[:, :, :, :12 + run], atol=1e-5, rtol=1e-4)
+
+
 def test_generate_through_triton_kernels(model, request):
     ids = _prompt(2, 7, seed=13)
     greedy = SamplingConfig(repetition_penalty=1.3)
