@@ -111,7 +111,22 @@ class Graph:
         for name in self.order:
             if name not in self.nodes:
                 self.nodes[name] = self._build(name, device)
+        self._check_codebooks()
         return self
+
+    def _check_codebooks(self) -> None:
+        """Nodes that write or read the same kind of token must agree on its codebook size: a
+        translator trained on 256 semantic codes feeding a 1,000-code decoder passes every port
+        type yet says nonsense (nodes declare theirs in `codebooks()`)."""
+        seen: dict[str, tuple[str, int]] = {}
+        for name in self.order:
+            sizes = getattr(self.nodes[name], "codebooks", None)
+            for kind, size in (sizes() if callable(sizes) else {}).items():
+                if kind in seen and seen[kind][1] != size:
+                    other, known = seen[kind]
+                    raise GraphError(f"{self.spec.source}: node '{other}' has {known} {kind} codes but node "
+                                     f"'{name}' has {size}; use checkpoints trained together")
+                seen.setdefault(kind, (name, size))
 
     def _build(self, name: str, device: str | None):
         spec, cls = self.spec.nodes[name], self.classes[name]

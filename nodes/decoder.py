@@ -109,6 +109,10 @@ class _CodecDecoder(TrainableNode):
     def codebook_size(self) -> int:
         return int(self.cfg.net.codebook_size)
 
+    def codebooks(self) -> dict[str, int]:
+        """Token kinds this node reads and their codebook sizes (checked across a graph)."""
+        return {"semantic": self.codebook_size}
+
     def _prepare(self, semantic_tokens, speaker_tokens, emotion_tokens=None):
         """Lists of per-item tensors -> (tokens [B, T], lengths [B], speaker [B, S], emotion or None)."""
         for i, tok in enumerate(semantic_tokens):

@@ -253,6 +253,13 @@ class Translator(TrainableNode):
         stoi = self.tokenizer.stoi
         return [[stoi[name] for name in map(phone_token, phones) if name in stoi] for phones in units_phones(units)]
 
+    def codebooks(self) -> dict[str, int]:
+        """Token kinds this node writes and their codebook sizes (checked across a graph)."""
+        if isinstance(self.tokenizer, UnitTokenizer):
+            return {"semantic": int(self.cfg.tokens.num_semantic)}
+        names = self.tokenizer.tok.get_vocab()  # an HF vocabulary, e.g. the release's 8,192 codes
+        return {"semantic": sum(1 for name in names if name.startswith("<|bicodec_semantic_"))}
+
     def semantic_ids(self) -> set[int]:
         """Ids of the semantic tokens (what an interleaved speech section keeps as speech)."""
         from dragoman.nodes import uniss_tokens as U

@@ -44,11 +44,20 @@ class Count(Node):
         return {"tokens": [list(range(len(a) // 320)) for a in audio]}
 
 
+@dataclasses.dataclass
+class RenderConfig:
+    codes: int = 0  # > 0: declares a semantic codebook of that size
+
+
 class Render(Node):
     """semantic tokens + optional speaker tokens -> number of samples."""
 
     node_name = "t_render"
     optional_inputs = frozenset({"speaker"})
+    Config = RenderConfig
+
+    def codebooks(self):
+        return {"semantic": self.cfg.codes} if self.cfg.codes else {}
 
     @classmethod
     def port_types(cls, cfg):
@@ -99,6 +108,15 @@ def test_runs_in_topological_order_and_exposes_intermediate_ports(tmp_path):
     out = graph.run({"wave": [torch.ones(3200), torch.ones(640)]}, expose=["scale.audio"])
     assert out["samples"] == [3200, 640]
     assert torch.equal(out["scale.audio"][0], torch.full((3200,), 3.0))
+
+
+def test_nodes_that_disagree_on_a_codebook_are_refused_at_setup(tmp_path):
+    two = GOOD.replace("render: {_target_: t_render}", "render: {_target_: t_render, config: {codes: 256}}\n"
+                       "  other: {_target_: t_render, config: {codes: 1000}}")
+    two = two.replace("  - count.tokens -> render.tokens", "  - count.tokens -> render.tokens\n  - count.tokens -> other.tokens")
+    with pytest.raises(GraphError, match=r"node '\w+' has (256|1000) semantic codes but node '\w+' has (1000|256)"):
+        Graph.load(write(tmp_path, two)).setup()
+    Graph.load(write(tmp_path, two.replace("codes: 1000", "codes: 256"))).setup()
 
 
 def test_override_reaches_interpolated_config(tmp_path):
