@@ -79,7 +79,6 @@ class ControlledDecoder:
         if semantic_ids is not None:
             self.not_speech = torch.ones(self.static.vocab_size, dtype=torch.bool, device=self.static.device)
             self.not_speech[torch.tensor(sorted(semantic_ids), dtype=torch.long, device=self.static.device)] = False
-        if semantic_ids is not None:
             self.marks = dict(zip(("start_content", "end_content", "start_semantic", "end_semantic", "im_end"),
                                   self._ids([U.START_CONTENT, U.END_CONTENT, U.START_SEMANTIC, U.END_SEMANTIC, U.IM_END])))
         # Ids outside `allowed_ids` are never sampled (the translator only trained those rows).

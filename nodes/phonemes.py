@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from typing import Sequence
 
 from dragoman.nodes.errors import DragomanError
@@ -48,28 +47,29 @@ def _units(ipa: str) -> tuple[str, ...]:
     return tuple(ch for ch in ipa if ch not in _DROP and not unicodedata.category(ch).startswith("P"))
 
 
-@lru_cache(maxsize=None)
+_READ: dict[tuple[str, str], tuple[str, ...]] = {}  # (text, lang) -> phonemes, for the process
+
+
 def phonemize(text: str, lang: str) -> tuple[str, ...]:
     """IPA units of `text` as espeak-ng speaks it in `lang` ('zh' or 'en')."""
-    return _units(_espeak([text], lang))
+    return phonemize_many([text], lang)[0]
 
 
 def phonemize_many(texts: Sequence[str], lang: str) -> list[tuple[str, ...]]:
     """`phonemize` of each text, with one espeak-ng process for all the uncached ones: a process
     costs ~13 ms, which per word was ~0.04 of the real-time factor of interleaved decoding. Each
-    text is read alone on its own line, so the result equals `phonemize`'s; should the lines not
-    come back one for one, each text is read by its own process."""
-    todo = [t for t in dict.fromkeys(texts) if (t, lang) not in _BATCHED]
+    text is read alone on its own line, so the result equals one process per text; should the
+    lines not come back one for one (a text espeak-ng reads as several clauses), each text is
+    read by its own process."""
+    todo = [t for t in dict.fromkeys(texts) if (t, lang) not in _READ]
     if todo:
-        lines = _espeak(todo, lang).strip("\n").split("\n") if len(todo) > 1 else None
-        if lines is None or len(lines) != len(todo):
-            lines = [None] * len(todo)
+        out = _espeak(todo, lang)
+        lines = out.strip("\n").split("\n") if len(todo) > 1 else [out]
+        if len(lines) != len(todo):
+            lines = [_espeak([t], lang) for t in todo]
         for text, line in zip(todo, lines):
-            _BATCHED[(text, lang)] = _units(line) if line is not None else phonemize(text, lang)
-    return [_BATCHED[(t, lang)] for t in texts]
-
-
-_BATCHED: dict[tuple[str, str], tuple[str, ...]] = {}
+            _READ[(text, lang)] = _units(line)
+    return [_READ[(t, lang)] for t in texts]
 
 
 def phonemize_rows(rows: Sequence[dict], desc: str = "phonemes") -> list[tuple[str, ...]]:

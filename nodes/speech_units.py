@@ -41,15 +41,10 @@ def unit_lang(unit: str) -> str:
     return "zh" if any(is_han(ch) for ch in unit) else "en"
 
 
-def unit_phones(unit: str) -> list[str]:
-    """espeak-ng phonemes of one unit (cached per unit: a corpus has few distinct words)."""
-    from dragoman.nodes.phonemes import phonemize
-
-    return list(phonemize(unit, unit_lang(unit))) if any(ch.isalnum() for ch in unit) else []
-
-
 def units_phones(units: Sequence[str]) -> list[list[str]]:
-    """`unit_phones` of every unit, one espeak-ng process per language (decoding: phonemes.py)."""
+    """espeak-ng phonemes of every unit, each read alone (`unit_lang`), with one espeak-ng process
+    per language for the units not read before (phonemes.phonemize_many); punctuation alone
+    says nothing."""
     from dragoman.nodes.phonemes import phonemize_many
 
     out: list[list[str]] = [[] for _ in units]
@@ -58,6 +53,16 @@ def units_phones(units: Sequence[str]) -> list[list[str]]:
         for i, phones in zip(picked, phonemize_many([units[i] for i in picked], lang)):
             out[i] = list(phones)
     return out
+
+
+def written_units(tok, units: Sequence[str], phones: Sequence[Sequence[str]] | None = None) -> list[list[int]]:
+    """How an interleaved speech section writes its units: their characters, or, given `phones`
+    (one list per unit), their `<|phone_X|>` tokens; training (phonemes from the token cache) and
+    decoding (phonemes from espeak-ng) both write them here. Phones outside the vocabulary are
+    left out."""
+    if phones is None:
+        return [tok.encode_text(u) for u in units]
+    return [[tok.stoi[name] for name in map(phone_token, ph) if name in tok.stoi] for ph in phones]
 
 
 def _is_word_char(ch: str) -> bool:
@@ -219,7 +224,7 @@ def align_records(records: list[dict], rows: list[dict], content, batch_size: in
             log_probs = content.net.aux_chars(feats).view(b, 2 * t, -1).log_softmax(dim=-1).cpu()
             for i, lp, frames in zip(picked, log_probs, (2 * n).tolist()):
                 r = records[i]
-                r["unit_phones"] = [unit_phones(u) for u in split_units(r["text"])]
+                r["unit_phones"] = units_phones(split_units(r["text"]))
                 bounds, ok = unit_bounds([[index[p] for p in ph if p in index] for ph in r["unit_phones"]], lp[:frames])
                 r["unit_bounds"] = [min(x, len(r["semantic_tokens"])) for x in bounds]
                 counts["aligned" if ok else "fallback"] += 1

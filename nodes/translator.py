@@ -246,12 +246,10 @@ class Translator(TrainableNode):
 
     def units_ids(self, units: list[str]) -> list[list[int]]:
         """How an interleaved speech section writes the units of its text (speech_units.py)."""
-        if self.cfg.get("interleave_units", "chars") != "phones":
-            return [self.tokenizer.encode_text(u) for u in units]
-        from dragoman.nodes.speech_units import phone_token, units_phones
+        from dragoman.nodes.speech_units import units_phones, written_units
 
-        stoi = self.tokenizer.stoi
-        return [[stoi[name] for name in map(phone_token, phones) if name in stoi] for phones in units_phones(units)]
+        phones = self.cfg.get("interleave_units", "chars") == "phones"
+        return written_units(self.tokenizer, units, units_phones(units) if phones else None)
 
     def codebooks(self) -> dict[str, int]:
         """Token kinds this node writes and their codebook sizes (checked across a graph)."""

@@ -32,7 +32,7 @@ import torch
 from dragoman.nodes import uniss_tokens as U
 from dragoman.nodes.errors import DragomanError
 from dragoman.nodes.speech_units import interleave as interleave_units
-from dragoman.nodes.speech_units import phone_token, split_units
+from dragoman.nodes.speech_units import split_units, written_units
 from dragoman.nodes.text_units import normalize_text
 
 TASKS = {1: ("asr", "s2tt", "tts", "mt"), 2: ("asr", "s2tt", "tts", "mt", "quality", "performance", "direct")}
@@ -72,11 +72,7 @@ def _spoken(r, tok, interleave: str | None) -> list[int]:
     if bounds is None or len(bounds) != len(units) or (interleave == "phones" and phones is None):
         raise DragomanError("interleave_text needs word timings in the token cache: run "
                             "`python examples/train_translator.py stage=align` on it")
-    if interleave == "phones":
-        written = [tok.convert_tokens_to_ids([phone_token(p) for p in ph]) for ph in phones]
-    else:
-        written = [tok.encode_text(u) for u in units]
-    return interleave_units(written, speech, bounds)
+    return interleave_units(written_units(tok, units, phones if interleave == "phones" else None), speech, bounds)
 
 
 class TrainSeq(NamedTuple):

@@ -148,15 +148,16 @@ def test_the_parser_reads_text_only_before_the_speech():
 
 
 def test_phone_units_come_from_the_cache_in_training_and_from_espeak_when_decoding():
-    from dragoman.nodes.speech_units import phone_token, unit_phones
+    from dragoman.nodes.speech_units import phone_token, units_phones
 
-    phones = sorted({p for word in ("red", " flowers") for p in unit_phones(word)})
+    red_phones, flowers_phones = units_phones(["red", " flowers"])
+    phones = sorted({*red_phones, *flowers_phones})
     torch.manual_seed(0)
     node = Translator({"lm": TINY_LM, "tokens": COUNTS, "text_chars": sorted(set("red flowers")), "interleave_text": True,
                        "interleave_units": "phones", "phones": phones}).eval()
     tok = node.tokenizer
     assert set(tok.convert_tokens_to_ids([phone_token(p) for p in phones])) <= set(node.writable_ids().tolist())
-    rec = {**tts_record(random.Random(0)), "unit_phones": [unit_phones("red"), unit_phones(" flowers")]}
+    rec = {**tts_record(random.Random(0)), "unit_phones": [red_phones, flowers_phones]}
     seq = build_sequence("tts", rec, rec, tok, {"en": 10.0}, interleave="phones")
     speech = seq.ids[seq.n_prompt:]
     red, flowers = node.units_ids(["red", " flowers"])
@@ -173,8 +174,10 @@ def test_phone_units_come_from_the_cache_in_training_and_from_espeak_when_decodi
 
 
 def test_one_espeak_call_reads_every_unit_as_it_reads_it_alone():
-    from dragoman.nodes.speech_units import unit_phones, units_phones
+    from dragoman.nodes.phonemes import _espeak, _units
+    from dragoman.nodes.speech_units import unit_lang, units_phones
 
     units = split_units("Do not make this beautiful cake. 不要做这块漂亮的蛋糕。") + ["，", " it's"]
-    assert units_phones(units) == [unit_phones(u) for u in units]
+    alone = [list(_units(_espeak([u], unit_lang(u)))) for u in units]  # one espeak-ng process each
+    assert units_phones(units) == alone
     assert units_phones(units)[-2] == []  # punctuation alone says nothing
