@@ -39,13 +39,16 @@ def build_token_cache(cfg: DictConfig) -> None:
 
 
 def align_token_cache(cfg: DictConfig) -> None:
-    """Add `unit_bounds` (where each word / Han character starts in the speech) to every record of
-    the cache, for `model.interleave_text` (nodes/speech_units.py); the cache file is replaced."""
+    """Add `unit_phones` and `unit_bounds` (each word / Han character's phonemes and where it
+    starts in the speech) to every record of the cache, and the phoneme inventory, for
+    `model.interleave_text` (nodes/speech_units.py). The cache file is replaced only once every
+    split is aligned."""
     import os
 
     from omegaconf import OmegaConf
 
     from dragoman.nodes.content_tokenizer import ContentTokenizer
+    from dragoman.nodes.errors import DragomanError
     from dragoman.nodes.speech_units import align_records
     from dragoman.nodes.translator_data import load_cache, read_split
 
@@ -53,6 +56,9 @@ def align_token_cache(cfg: DictConfig) -> None:
     cache = load_cache(cfg.cache)
     content = ContentTokenizer.load(cfg.tokenizers.content)
     manifests = OmegaConf.to_container(cfg.manifests, resolve=True)
+    missing = sorted(set(cache["splits"]) - set(manifests))
+    if missing:
+        raise DragomanError(f"{cfg.cache}: split(s) {missing} have no manifest under `manifests`")
     for split, records in cache["splits"].items():
         counts = align_records(records, read_split(manifests[split]), content)
         print(f"{split}: {counts}")

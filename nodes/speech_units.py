@@ -8,9 +8,9 @@ al. 2024) met the same skipping and drifting in VALL-E and fixed it by interleav
 with its acoustic tokens, so the unit being spoken always sits just before the speech. Here the
 units are text units the model already writes (one token per character), the unit boundaries come
 from CTC forced alignment of each unit's phonemes on the ContentTokenizer's auxiliary phoneme head
-(50 Hz, the semantic rate, so frames map one to one), and at run time the decode loop copies the next unit of the
-text it wrote (or was given) into place whenever the model asks for one (`SpokenText`): the model
-decides *when* to move on, never *what* comes next.
+(50 Hz, the semantic rate, so frames map one to one), and at run time the decode loop copies the
+next unit of the text it wrote (or was given) into place whenever the model asks for one
+(`SpokenText`): the model decides *when* to move on, never *what* comes next.
 
 Units are written as their characters (`interleave_units: chars`) or as their espeak-ng phonemes
 (`phones`, one `<|phone_X|>` token per IPA unit, this project's addition like the emotion tokens):
@@ -196,8 +196,8 @@ class SpokenText:
 def align_records(records: list[dict], rows: list[dict], content, batch_size: int = 16) -> dict[str, int]:
     """Store `unit_phones` (each `split_units(text)` unit's espeak-ng phonemes) and `unit_bounds`
     (the 50 Hz frame where each unit starts) in every token cache record, by forced alignment of
-    those phonemes on the ContentTokenizer's auxiliary phoneme head, which reads the audio (`rows`: the manifest rows
-    the records were made from, same order). Not the token head: it recognises well but places
+    those phonemes on the ContentTokenizer's auxiliary phoneme head, which reads the audio
+    (`rows`: the manifest rows the records were made from, same order). Not the token head: it recognises well but places
     its spikes anywhere in its context (Mandarin characters bunched at both ends of the
     utterance), while the phoneme head's spikes follow the speech envelope. Returns how many
     records aligned and how many fell back to proportional bounds."""

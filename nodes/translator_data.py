@@ -288,7 +288,8 @@ def packed_loader(cfg, tok, train: bool, epoch: int = 0):
     text_pairs = read_once(load_text_pairs, cfg.text_pairs) if (cfg.get("text_pairs") and text_mt > 0) else None
     seqs = epoch_sequences(cache, cfg.split, cfg.phase, tok, seed=cfg.seed + epoch, hq_only=cfg.hq_only,
                            tasks_per_pair=cfg.tasks_per_pair, text_pairs=text_pairs, text_mt=text_mt,
-                           tasks=list(cfg.get("tasks") or []) or None, interleave=cfg.get("interleave_units", "chars") if cfg.get("interleave") else None)
+                           tasks=list(cfg.get("tasks") or []) or None,
+                           interleave=cfg.get("interleave_units", "chars") if cfg.get("interleave") else None)
     rows = pack(seqs, cfg.max_tokens_per_row, tok.pad_id)
     return torch.utils.data.DataLoader(PackedRows(rows), batch_size=cfg.rows_per_batch, shuffle=train and cfg.shuffle,
                                        collate_fn=lambda b: collate_rows(b, tok.pad_id))

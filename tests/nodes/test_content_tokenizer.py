@@ -165,6 +165,29 @@ def test_phoneme_targets_for_the_auxiliary_head(toy_manifest):
     assert tuple(first) in {phonemize(r["text"], "en") for r in rows}
 
 
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_unit_alignment_fills_every_cache_record_from_the_phoneme_head(toy_manifest, node):
+    from dragoman.nodes.errors import DragomanError
+    from dragoman.nodes.manifest import read_manifest
+    from dragoman.nodes.speech_units import align_records, split_units, units_phones
+
+    cfg = {k: v for k, v in TINY.items() if k != "vocab"}
+    cfg.update(train_ds={"manifest": str(toy_manifest), "batch_size": 6}, aux_ctc_weight=0.3, aux_units="phones")
+    phoneme_node = ContentTokenizer(cfg)
+    rows = read_manifest(toy_manifest)
+    records = [{"text": r["text"], "lang": "en", "semantic_tokens": [0] * int(r["duration"] * 50)} for r in rows]
+    counts = align_records(records, rows, phoneme_node, batch_size=5)
+    assert counts["aligned"] + counts["fallback"] == len(rows)
+    for r in records:
+        assert r["unit_phones"] == units_phones(split_units(r["text"]))
+        assert r["unit_bounds"][0] == 0 and len(r["unit_bounds"]) == len(split_units(r["text"]))
+        assert r["unit_bounds"] == sorted(r["unit_bounds"]) and r["unit_bounds"][-1] <= len(r["semantic_tokens"])
+    with pytest.raises(DragomanError, match="do not match the token cache"):
+        align_records(records[1:], rows, phoneme_node)
+    with pytest.raises(DragomanError, match="auxiliary phoneme head"):
+        align_records(records, rows, node)
+
+
 def test_bad_input_is_a_one_line_error(node):
     with pytest.raises(AudioError, match="too short"):
         node.run(audio=[torch.zeros(100)])
