@@ -24,6 +24,12 @@ How it decides (constants below, each with its reason):
    never speech (16-bit dither sits near -100 dBFS).
 4. Pauses shorter than `min_silence_s` are bridged, blips shorter than `min_speech_s` dropped,
    and spans padded by `pad_s` so weak onsets (/f/, /s/) are kept.
+5. After merging, each segment keeps up to `tail_s` of the audio after its speech (never past the
+   next segment, the end or the length cap). The front nodes learnt from utterances that end in silence (the
+   corpus: median 0.35 s, 5-95 % 0.10-0.69 s; they start within 0.06 s), and their per-utterance
+   log-mel normalisation counts those frames: cut at the last word, the ContentTokenizer's CER on
+   the first 20 zh test lines went from 0.10 (whole files) to 0.27, and with the tail kept it is
+   0.11 again (session 7).
 
 Spans longer than `max_segment_s` are split at the quietest point before the cap, then merged
 with UniSS's rule (see `merge_spans`).
@@ -221,6 +227,13 @@ def split_long(
     return out
 
 
+def keep_tails(segments: Sequence[tuple[int, int]], tail: int, length: int, cap: int) -> tuple[tuple[int, int], ...]:
+    """Each segment extended by up to `tail` samples, never into the next segment, past `length`
+    or beyond `cap` samples in all."""
+    ends = [start for start, _ in segments[1:]] + [length]
+    return tuple((int(a), int(max(b, min(b + tail, limit, a + cap)))) for (a, b), limit in zip(segments, ends))
+
+
 @dataclasses.dataclass
 class VadConfig:
     sample_rate: int = 16_000
@@ -229,6 +242,8 @@ class VadConfig:
     min_silence_s: float = 0.25
     min_speech_s: float = 0.1
     pad_s: float = 0.05
+    #: Audio kept after each merged segment's speech (step 5 of the module docstring).
+    tail_s: float = 0.35
     #: UniSS merge rule (`merge_spans`); max_segment_s is also the hard cap on every segment.
     merge_gap_s: float = 1.0
     short_segment_s: float = 8.0
@@ -262,6 +277,8 @@ class VadSegmenter(Node):
     def _validate(cfg) -> None:
         if cfg.on_silence not in ("error", "empty"):
             raise GraphError(f"vad_segmenter: on_silence must be 'error' or 'empty', got {cfg.on_silence!r}")
+        if cfg.tail_s < 0:
+            raise GraphError(f"vad_segmenter: tail_s must be >= 0, got {cfg.tail_s}")
         if not (cfg.max_segment_s > 0 and cfg.split_search_s > 0):
             raise GraphError(
                 f"vad_segmenter: max_segment_s and split_search_s must be > 0, got {cfg.max_segment_s}, {cfg.split_search_s}"
@@ -294,7 +311,7 @@ class VadSegmenter(Node):
         search = int(min(cfg.split_search_s, cfg.max_segment_s / 2) * sr)
         pieces = split_long(raw, levels, sr, max_samples, search)
         merged = merge_spans(pieces, cfg.merge_gap_s * sr, cfg.short_segment_s * sr, cfg.short_gap_s * sr, max_samples)
-        layout = SegmentLayout(tuple((int(a), int(b)) for a, b in merged), len(x), sr)
+        layout = SegmentLayout(keep_tails(merged, round(cfg.tail_s * sr), len(x), max_samples), len(x), sr)
         return layout, [(a / sr, b / sr) for a, b in raw]
 
     def run(self, audio, path=None):

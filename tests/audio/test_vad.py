@@ -9,7 +9,7 @@ import torch
 
 from dragoman.nodes.audio.io import read_audio
 from dragoman.nodes.audio.stitcher import Stitcher
-from dragoman.nodes.audio.vad import VadSegmenter, merge_spans, split_long
+from dragoman.nodes.audio.vad import VadSegmenter, keep_tails, merge_spans, split_long
 from dragoman.nodes.errors import AudioError
 
 SR = 16_000
@@ -84,6 +84,31 @@ def test_segments_obey_cap_and_cover_every_span(track):
     for start, end in out["spans"][0]:  # every sample of detected speech is in some segment
         inside = sum(max(0, min(b, end * SR) - max(a, start * SR)) for a, b in layout.segments)
         assert inside == pytest.approx((end - start) * SR, abs=1)
+
+
+def test_segments_keep_the_silence_after_their_speech():
+    """Two bursts 2 s apart, the second 0.1 s before the end: the first segment keeps 0.35 s
+    after its detected speech (tail_s), the second only what the file has; tail_s=0 keeps none."""
+    rng = np.random.default_rng(3)
+    audio = np.zeros(int(5.0 * SR), np.float32)
+    first, second = speech_like(rng, 1.0), speech_like(rng, 1.4)
+    audio[int(0.5 * SR) : int(0.5 * SR) + len(first)] = first
+    audio[int(3.5 * SR) : int(3.5 * SR) + len(second)] = second
+    audio = torch.from_numpy(audio)
+    apart = dict(merge_gap_s=0.5, short_gap_s=0.5)  # two segments, not UniSS's one merged
+    kept = VadSegmenter(**apart).run(audio=[audio])
+    bare = VadSegmenter(tail_s=0.0, **apart).run(audio=[audio])
+    (a0, b0), (a1, b1) = kept["layout"][0].segments
+    assert [a0, a1] == [a for a, _ in bare["layout"][0].segments]
+    assert b0 - bare["layout"][0].segments[0][1] == round(0.35 * SR)
+    assert b1 == len(audio)
+    assert torch.equal(kept["segments"][0], audio[a0:b0])
+
+
+def test_tails_never_reach_the_next_segment_nor_pass_the_cap():
+    assert keep_tails([(0, 100), (120, 200), (300, 400)], 50, 420, 1000) == ((0, 120), (120, 250), (300, 420))
+    assert keep_tails([(0, 100), (300, 390)], 50, 420, 110) == ((0, 110), (300, 410))  # the length cap
+    assert keep_tails([], 50, 420, 1000) == ()
 
 
 def test_long_speech_is_split_in_its_pauses():
