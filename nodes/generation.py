@@ -69,7 +69,17 @@ class ControlledDecoder:
 
         from dragoman.nodes import uniss_tokens as U
 
-        self.static = StaticQwen2(lm)
+        # Ids outside `allowed_ids` are never sampled (the translator only trained those rows), so
+        # the output layer computes just those rows and the loop samples a row: `self.rows[row]`
+        # is its id (None: every id is a row). Same draws as masking the rest to -inf, ~2x
+        # faster steps for the default model (README "Speed").
+        self.rows = None if allowed_ids is None else torch.unique(allowed_ids.long())
+        self.static = StaticQwen2(lm, output_ids=self.rows)
+        vocab = int(lm.lm_head.weight.shape[0])
+        if self.rows is not None:
+            self.rows = self.rows.to(self.static.device)
+            self.row_of = torch.full((vocab,), -1, dtype=torch.long, device=self.static.device)
+            self.row_of[self.rows] = torch.arange(len(self.rows), device=self.static.device)
         self.tokenizer = tokenizer
         # With `semantic_ids` the model interleaves its text with its speech (speech_units.py):
         # inside a speech section the loop copies the next unit of that text into place, written
@@ -77,15 +87,22 @@ class ControlledDecoder:
         self.semantic_ids = semantic_ids
         self.units_ids = units_ids or (lambda units: [tokenizer.encode_text(u) for u in units])
         if semantic_ids is not None:
-            self.not_speech = torch.ones(self.static.vocab_size, dtype=torch.bool, device=self.static.device)
-            self.not_speech[torch.tensor(sorted(semantic_ids), dtype=torch.long, device=self.static.device)] = False
+            self.not_speech = ~self._in_rows(sorted(semantic_ids))
             self.marks = dict(zip(("start_content", "end_content", "start_semantic", "end_semantic", "im_end"),
                                   self._ids([U.START_CONTENT, U.END_CONTENT, U.START_SEMANTIC, U.END_SEMANTIC, U.IM_END])))
-        # Ids outside `allowed_ids` are never sampled (the translator only trained those rows).
-        self.blocked = None
-        if allowed_ids is not None:
-            self.blocked = torch.ones(self.static.vocab_size, dtype=torch.bool, device=self.static.device)
-            self.blocked[allowed_ids.to(self.static.device)] = False
+
+    def _in_rows(self, ids) -> torch.Tensor:
+        """[rows] bool: True at the rows of `ids` (ids without a row are left out)."""
+        mask = torch.zeros(self.static.vocab_size, dtype=torch.bool, device=self.static.device)
+        mask[self._to_rows(torch.as_tensor(ids, dtype=torch.long, device=self.static.device))] = True
+        return mask
+
+    def _to_rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """Rows of `ids` [N], those without a row dropped."""
+        if self.rows is None:
+            return ids
+        rows = self.row_of[ids]
+        return rows[rows >= 0]
 
     def _ids(self, names: list[str]) -> list[int]:
         ids = self.tokenizer.convert_tokens_to_ids(list(names))
@@ -108,7 +125,7 @@ class ControlledDecoder:
 
     @torch.inference_mode()
     def run(self, request: GenerationRequest) -> GenerationResult:
-        from dragoman.kernels.sampling import SamplingConfig, sample, seen_mask
+        from dragoman.kernels.sampling import SamplingConfig, sample
 
         s = request.sampling
         config = SamplingConfig(do_sample=s.do_sample, temperature=s.temperature, top_p=s.top_p,
@@ -124,7 +141,9 @@ class ControlledDecoder:
         generator = torch.Generator(device=device).manual_seed(int(s.seed))
         eos = set(self.tokenizer.eos_ids)
         logits = self.static.prefill(input_ids)
-        seen = seen_mask(input_ids, self.static.vocab_size) if s.repetition_penalty != 1.0 else None
+        seen = None
+        if s.repetition_penalty != 1.0:
+            seen = self._in_rows(prompt)[None]
         out: list[int] = []
         queue: list[int] = []
         speaking = None
@@ -137,11 +156,10 @@ class ControlledDecoder:
             if queue:
                 run, queue = queue, []
             else:
-                if self.blocked is not None:
-                    logits = logits.masked_fill(self.blocked, float("-inf"))
                 if speaking is not None and speaking.needs_speech:
                     logits = logits.masked_fill(self.not_speech, float("-inf"))
-                token = int(sample(logits, config, seen, generator)[0])
+                row = sample(logits, config, seen, generator)[0]
+                token = int(row if self.rows is None else self.rows[row])
                 sampled += 1
                 if speaking is not None:
                     run = speaking.replace(token)
@@ -152,7 +170,7 @@ class ControlledDecoder:
             at = len(out)
             out += run
             if seen is not None:
-                seen[0, run] = True
+                seen[0, self._to_rows(torch.tensor(run, dtype=torch.long, device=device))] = True
             if out[-1] in eos:
                 stopped = "eos"
                 break

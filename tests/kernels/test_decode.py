@@ -122,6 +122,19 @@ def test_step_through_triton_kernels_matches_torch_step(model, request):
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
+def test_output_ids_give_those_columns_of_the_full_logits(model):
+    rows = torch.tensor([3, 0, 17, 299, 42], device=DEVICE)
+    full, part = StaticQwen2(model), StaticQwen2(model, output_ids=rows)
+    assert part.vocab_size == 5 and full.vocab_size == VOCAB
+    prompt, more = _prompt(2, 9, seed=30), _prompt(2, 4, seed=31)
+    for static in (full, part):
+        static.allocate(2, 64)
+    torch.testing.assert_close(part.prefill(prompt), full.prefill(prompt)[:, rows])
+    position = torch.tensor([9], device=DEVICE)
+    torch.testing.assert_close(part.step(more[:, 0], position), full.step(more[:, 0], position)[:, rows])
+    torch.testing.assert_close(part.extend(more[:, 1:], 10), full.extend(more[:, 1:], 10)[:, rows])
+
+
 @pytest.mark.parametrize("run", [1, 5])
 def test_extending_the_cache_by_a_run_equals_stepping_through_it(model, run):
     prompt, more = _prompt(2, 9, seed=20), _prompt(2, run + 3, seed=21)

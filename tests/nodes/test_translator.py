@@ -60,6 +60,26 @@ def test_decoding_never_writes_prompt_only_tokens():
     assert set(ids) <= set(node.writable_ids().tolist())
 
 
+def test_decoding_over_writable_rows_equals_hf_generate_with_the_rest_suppressed():
+    """The decode loop computes only the writable rows of the output layer; greedy with a
+    repetition penalty, it must pick what HF `generate` picks over the whole vocabulary with
+    every other id suppressed."""
+    node = tiny_translator(seed=3).eval()
+    writable = set(node.writable_ids().tolist())
+    with torch.no_grad():  # make prompt-only tokens likely, so suppressing them matters
+        for n in range(COUNTS["num_global"]):
+            node.lm.lm_head.weight[node.tokenizer.convert_tokens_to_ids(U.global_token(n))] *= 20
+    prompt = [U.TASK_TTS, U.LANG_TOKENS["en"], U.START_CONTENT, U.END_CONTENT, U.START_SEMANTIC]
+    req = GenerationRequest(prompt=prompt, max_new_tokens=24, sampling=Sampling(do_sample=False, repetition_penalty=1.3))
+    got = node.run(request=[req])["result"][0].ids
+    ids = torch.tensor([node.tokenizer.convert_tokens_to_ids(prompt)])
+    with torch.no_grad():
+        want = node.lm.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=24,
+                                repetition_penalty=1.3, eos_token_id=list(node.tokenizer.eos_ids), pad_token_id=0,
+                                suppress_tokens=[i for i in range(len(node.tokenizer)) if i not in writable])[0, ids.shape[1]:]
+    assert got == want.tolist()[:len(got)] and len(got) >= 1
+
+
 def test_block_causal_mask_shape_and_padding():
     mask = block_causal_mask(torch.tensor([[0, 0, 1, -1]]))[0, 0]
     assert mask.tolist() == [[True, False, False, False], [True, True, False, False],
