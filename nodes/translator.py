@@ -67,6 +67,8 @@ class TranslatorDataConfig:
     tasks: Optional[list[str]] = None  # restrict the phase's tasks (e.g. [tts]); None: all of them
     interleave: bool = False           # TranslatorConfig.interleave_text / interleave_units, set by
     interleave_units: str = "chars"    # prepare_training_config
+    tempo_share: float = 0.0           # share of speaking sequences re-timed (translator_data.retimed)
+    tempo_range: list[float] = dataclasses.field(default_factory=lambda: [0.6, 1.7])
     shuffle: bool = True
     seed: int = 0
     defer_setup: bool = True           # loaders need the tokenizer, which exists only after ModelPT.__init__

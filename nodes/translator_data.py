@@ -19,10 +19,19 @@
 Speed tokens: a sequence's speed is the utterance's speaking rate (characters per second of
 speech) relative to its language's mean rate in the cache, so `<|speed_9|>` means "an average
 pace" and the prompter maps the user's `--speed` onto the source's own pace.
+
+Re-timed speech (`tempo_share`): the corpus's paces span little (its voices and emotions vary the
+rate by about +-20 %), and trained on those alone the model ignored the speed token: --speed 0.7
+and 2.0 both lengthened the output (README, session 6). A share of the sequences that speak
+therefore get their target speech played at another tempo f (log-uniform in `tempo_range`):
+its 50 Hz semantic tokens resampled to len / f by nearest neighbour (a token repeated or skipped
+every few frames, as a frame-rate change of the codec's input), its word bounds scaled the same
+way, and its speed token computed from the new duration. The source side never changes.
 """
 from __future__ import annotations
 
 import functools
+import math
 import random
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -42,6 +51,24 @@ S2ST = ("quality", "performance", "direct")  # ordered: the seeded draw below de
 def relative_speed(record: dict, mean_rate: dict[str, float]) -> float:
     rate = len(record["text"].replace(" ", "")) / max(record["speech_s"], 0.3)
     return float(min(3.5, max(0.1, rate / mean_rate[record["lang"]])))
+
+
+def retimed(record: dict, tempo: float) -> dict:
+    """`record` as if spoken `tempo` times faster: semantic tokens resampled to
+    round(len / tempo) by nearest neighbour, `unit_bounds` and `speech_s` scaled to match."""
+    tokens = list(record["semantic_tokens"])
+    n = len(tokens)
+    m = max(1, round(n / tempo))
+    out = dict(record, semantic_tokens=[tokens[min(n - 1, (2 * j + 1) * n // (2 * m))] for j in range(m)],
+               speech_s=float(record["speech_s"]) * m / max(n, 1))
+    if record.get("unit_bounds") is not None:
+        out["unit_bounds"] = [min(m, round(b * m / max(n, 1))) for b in record["unit_bounds"]]
+    return out
+
+
+def _draw_tempo(rng: random.Random, tempo_range: Sequence[float]) -> float:
+    lo, hi = (float(x) for x in tempo_range)
+    return math.exp(rng.uniform(math.log(lo), math.log(hi)))
 
 
 def _g(r):
@@ -186,11 +213,13 @@ def text_mt_sequences(pairs: list[tuple[dict, dict]], count: int, tok, seed: int
 
 def epoch_sequences(cache: dict, split: str, phase: int, tok, seed: int, hq_only: bool = False,
                     tasks_per_pair: int = 2, text_pairs: list | None = None,
-                    text_mt: int = 0, tasks: list[str] | None = None, interleave: str | None = None) -> list[TrainSeq]:
+                    text_mt: int = 0, tasks: list[str] | None = None, interleave: str | None = None,
+                    tempo_share: float = 0.0, tempo_range: Sequence[float] = (0.6, 1.7)) -> list[TrainSeq]:
     """One epoch's sequences: `tasks_per_pair` tasks per corpus pair direction (drawn from the
     phase's tasks, or from `tasks` when given, e.g. ["tts"] to train one task alone), plus
     `text_mt` MT sequences from `text_pairs` (text without audio: the grammar is learnt from far
-    more sentences than the rendered corpus holds)."""
+    more sentences than the rendered corpus holds). A share `tempo_share` of the sequences that
+    speak (tts, quality, performance, direct) say it at another tempo (`retimed`)."""
     rng = random.Random(seed)
     records = cache["splits"][split]
     if hq_only:
@@ -206,8 +235,16 @@ def epoch_sequences(cache: dict, split: str, phase: int, tok, seed: int, hq_only
         s2st = [t for t in S2ST if t in tasks]
         if phase >= 2 and s2st and not any(t in S2ST for t in chosen):
             chosen[0] = rng.choice(s2st)
-        seqs += [build_sequence(t, src, tgt, tok, cache["mean_rate"], normalized_source=rng.random() < 0.5,
-                                interleave=interleave) for t in chosen]
+        for t in chosen:
+            s_rec, t_rec = src, tgt
+            if tempo_share > 0 and t != "asr" and t != "s2tt" and rng.random() < tempo_share:
+                tempo = _draw_tempo(rng, tempo_range)
+                if t == "tts":  # tts speaks its own source
+                    s_rec = retimed(src, tempo)
+                else:
+                    t_rec = retimed(tgt, tempo)
+            seqs.append(build_sequence(t, s_rec, t_rec, tok, cache["mean_rate"], normalized_source=rng.random() < 0.5,
+                                       interleave=interleave))
     if text_pairs and text_mt > 0:
         seqs += text_mt_sequences(text_pairs, text_mt, tok, seed=rng.randrange(2**31))
     rng.shuffle(seqs)
@@ -289,7 +326,9 @@ def packed_loader(cfg, tok, train: bool, epoch: int = 0):
     seqs = epoch_sequences(cache, cfg.split, cfg.phase, tok, seed=cfg.seed + epoch, hq_only=cfg.hq_only,
                            tasks_per_pair=cfg.tasks_per_pair, text_pairs=text_pairs, text_mt=text_mt,
                            tasks=list(cfg.get("tasks") or []) or None,
-                           interleave=cfg.get("interleave_units", "chars") if cfg.get("interleave") else None)
+                           interleave=cfg.get("interleave_units", "chars") if cfg.get("interleave") else None,
+                           tempo_share=float(cfg.get("tempo_share") or 0.0) if train else 0.0,
+                           tempo_range=list(cfg.get("tempo_range") or (0.6, 1.7)))
     rows = pack(seqs, cfg.max_tokens_per_row, tok.pad_id)
     return torch.utils.data.DataLoader(PackedRows(rows), batch_size=cfg.rows_per_batch, shuffle=train and cfg.shuffle,
                                        collate_fn=lambda b: collate_rows(b, tok.pad_id))

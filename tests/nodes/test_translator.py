@@ -9,7 +9,7 @@ from dragoman.nodes.controller import CoTParser, CoTPrompter, TaskPrompter
 from dragoman.nodes.errors import DragomanError
 from dragoman.nodes.generation import ControlledDecoder, GenerationRequest, GenerationResult, Sampling, repetition_stop
 from dragoman.nodes.translator import Translator, block_causal_mask
-from dragoman.nodes.translator_data import build_sequence, collate_rows, epoch_sequences, pack
+from dragoman.nodes.translator_data import build_sequence, collate_rows, epoch_sequences, pack, retimed
 
 TINY_LM = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
            "num_key_value_heads": 2, "max_position_embeddings": 1024}
@@ -262,3 +262,37 @@ def test_epoch_sequences_can_train_one_task_alone(cache):
     assert len(seqs) == 4 and {node.tokenizer.itos[ids[0]] for ids, *_ in seqs} == {U.TASK_TTS}
     with pytest.raises(DragomanError, match="unknown translator task"):
         epoch_sequences(cache, "train", 1, node.tokenizer, seed=0, tasks=["speak"])
+
+
+def test_retimed_speech_resamples_tokens_bounds_and_duration():
+    rec = {"semantic_tokens": list(range(10)), "unit_bounds": [0, 4, 8], "speech_s": 1.0, "text": "a b c"}
+    assert retimed(rec, 1.0) == rec
+    fast = retimed(rec, 2.0)
+    assert fast["semantic_tokens"] == [1, 3, 5, 7, 9] and fast["unit_bounds"] == [0, 2, 4]  # each new frame takes the token at its centre
+    assert fast["speech_s"] == pytest.approx(0.5)
+    slow = retimed(rec, 0.5)
+    assert slow["semantic_tokens"] == [t for t in range(10) for _ in (0, 1)] and slow["unit_bounds"] == [0, 8, 16]
+    assert rec["semantic_tokens"] == list(range(10))  # the cache record is not touched
+
+
+def test_tempo_share_changes_the_speed_token_with_the_speech_length(cache):
+    node = tiny_translator()
+    semantic = {U.semantic_token(i) for i in range(COUNTS["num_semantic"])}
+
+    def spoken(share):
+        """text -> (semantic tokens spoken, speed index) of every tts sequence of one epoch"""
+        out = {}
+        for seq in epoch_sequences(cache, "train", 1, node.tokenizer, seed=0, tasks=["tts"], tempo_share=share,
+                                   tempo_range=(1.6, 1.7)):
+            names = [node.tokenizer.itos[i] for i in seq.ids]
+            text = node.tokenizer.decode(seq.ids[names.index(U.START_CONTENT) + 1:names.index(U.END_CONTENT)])
+            speed = next(int(name[len("<|speed_"):-2]) for name in names if name.startswith("<|speed_"))
+            out[text] = (sum(name in semantic for name in names), speed)
+        return out
+
+    plain, fast = spoken(0.0), spoken(1.0)
+    assert plain.keys() == fast.keys() and plain
+    for text, (n, speed) in plain.items():
+        n_fast, speed_fast = fast[text]
+        assert n / 1.7 - 1 <= n_fast <= n / 1.6 + 1
+        assert speed_fast > speed
