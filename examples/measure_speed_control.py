@@ -7,7 +7,9 @@ The prompter turns the requested speed into a speed token (DESIGN §5: 1.0 = the
 pace relative to the corpus mean, larger = faster). The translator was trained with the token
 of each target's measured pace, so a larger speed should give shorter speech. For every speed
 this runs the graph on the same utterances and reports the mean ratio of output to source
-duration; the last column is each speed's mean duration relative to speed 1.0.
+duration; the last column is each speed's mean duration relative to speed 1.0. The output's
+duration is where its sound ends: the Stitcher pads a translation shorter than its source with
+silence up to the source's length (UniSS's rule), which would hide any speed-up.
 """
 from __future__ import annotations
 
@@ -18,6 +20,14 @@ import statistics
 from bench_modes import run_main, sources
 
 
+def sounding_samples(wav) -> int:
+    """Samples up to the last one above -60 dB of the peak (the Stitcher's padding is exact zeros)."""
+    import torch
+
+    loud = torch.nonzero(wav.abs() > 1e-3 * wav.abs().max().clamp_min(1e-8))
+    return int(loud[-1]) + 1 if len(loud) else 0
+
+
 def durations(graph_name: str, target_lang: str, speed: float, files: list[str]) -> list[float]:
     from dragoman.graphs.runtime import Graph
     from dragoman.nodes.audio.io import SAMPLE_RATE
@@ -26,7 +36,7 @@ def durations(graph_name: str, target_lang: str, speed: float, files: list[str])
     ratios = []
     for path in files:
         result = graph.run({"audio_path": [path]})
-        ratios.append(result["audio"][0].shape[-1] / SAMPLE_RATE / float(result["duration"][0]))
+        ratios.append(sounding_samples(result["audio"][0]) / SAMPLE_RATE / float(result["duration"][0]))
     return ratios
 
 

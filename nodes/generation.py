@@ -72,13 +72,12 @@ class ControlledDecoder:
         # Ids outside `allowed_ids` are never sampled (the translator only trained those rows), so
         # the output layer computes just those rows and the loop samples a row: `self.rows[row]`
         # is its id (None: every id is a row). Same draws as masking the rest to -inf, ~2x
-        # faster steps for the default model (README "Speed").
+        # faster steps for the default model (README "Kernels and decoding").
         self.rows = None if allowed_ids is None else torch.unique(allowed_ids.long())
         self.static = StaticQwen2(lm, output_ids=self.rows)
-        vocab = int(lm.lm_head.weight.shape[0])
         if self.rows is not None:
             self.rows = self.rows.to(self.static.device)
-            self.row_of = torch.full((vocab,), -1, dtype=torch.long, device=self.static.device)
+            self.row_of = torch.full((int(lm.lm_head.weight.shape[0]),), -1, dtype=torch.long, device=self.static.device)
             self.row_of[self.rows] = torch.arange(len(self.rows), device=self.static.device)
         self.tokenizer = tokenizer
         # With `semantic_ids` the model interleaves its text with its speech (speech_units.py):
