@@ -46,6 +46,7 @@ from dragoman.nodes.text_units import normalize_text
 
 TASKS = {1: ("asr", "s2tt", "tts", "mt"), 2: ("asr", "s2tt", "tts", "mt", "quality", "performance", "direct")}
 S2ST = ("quality", "performance", "direct")  # ordered: the seeded draw below depends on it
+SPEAKING = ("tts", *S2ST)  # tasks whose target is speech (what `tempo_share` may re-time)
 
 
 def relative_speed(record: dict, mean_rate: dict[str, float]) -> float:
@@ -237,7 +238,7 @@ def epoch_sequences(cache: dict, split: str, phase: int, tok, seed: int, hq_only
             chosen[0] = rng.choice(s2st)
         for t in chosen:
             s_rec, t_rec = src, tgt
-            if tempo_share > 0 and t != "asr" and t != "s2tt" and rng.random() < tempo_share:
+            if tempo_share > 0 and t in SPEAKING and rng.random() < tempo_share:
                 tempo = _draw_tempo(rng, tempo_range)
                 if t == "tts":  # tts speaks its own source
                     s_rec = retimed(src, tempo)
