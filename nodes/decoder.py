@@ -29,12 +29,12 @@ from torch.utils.data import DataLoader
 from dragoman.nodes import types as T
 from dragoman.nodes.codec_cache import CropDataset, FrameCache, batched_rows, collate_crops, fingerprint, load_or_build
 from dragoman.nodes.errors import DragomanError
-from dragoman.nodes.modules.codec_features import FRAMES_PER_TOKEN, TOKEN_HOP, EnvelopeMel, pad_to_tokens, pitch_frames
+from dragoman.nodes.modules.codec_features import FRAMES_PER_TOKEN, TOKEN_HOP, WIN, EnvelopeMel, pad_to_tokens, pitch_frames
 from dragoman.nodes.modules.codec_gan import (
     DiscriminatorConfig, MultiDiscriminator, MultiResolutionMelLoss, discriminator_loss, feature_matching_loss,
     generator_adversarial_loss,
 )
-from dragoman.nodes.modules.harmonic_synth import HarmonicNoiseSynth
+from dragoman.nodes.modules.harmonic_synth import SILENCE_LEVEL, HarmonicNoiseSynth
 from dragoman.nodes.modules.mel_decoder import MelDecoderConfig, MelDecoderLoss, MelDecoderNet
 from dragoman.nodes.modules.wave_generator import WaveGeneratorConfig, WaveGeneratorNet
 from dragoman.nodes.trainable import TrainableNode, pad_batch
@@ -67,13 +67,14 @@ def _restore(cls_path: str, spec: str | None):
     return cls.restore_from(path), str(path)
 
 
-def build_decoder_cache(manifest: str, semantic, speaker, emotion=None, n_mels: int = 80, batch_size: int = 16) -> FrameCache:
+def build_decoder_cache(manifest: str, semantic, speaker, emotion=None, n_mels: int = 80, batch_size: int = 16,
+                        win_length: int = WIN) -> FrameCache:
     """Run the token nodes over every manifest line and compute the decoder's targets."""
     from dragoman.nodes.audio.io import read_audio
     from dragoman.nodes.manifest import read_manifest
 
     rows = read_manifest(manifest)
-    mel = EnvelopeMel(n_mels)
+    mel = EnvelopeMel(n_mels, win_length=win_length)
     items: list = [None] * len(rows)
     for idx, chunk in batched_rows(rows, batch_size, f"decoder targets {Path(manifest).name}"):
         wavs = [read_audio(r["audio_filepath"]) for r in chunk]
@@ -149,11 +150,14 @@ class _CodecDecoder(TrainableNode):
             if semantic.codebook_size != self.codebook_size:
                 raise DragomanError(f"{self.node_name}: semantic tokenizer has {semantic.codebook_size} codes, "
                                     f"net.codebook_size is {self.codebook_size}")
-            return build_decoder_cache(cfg.manifest, semantic, speaker, emotion, self.n_mels)
+            return build_decoder_cache(cfg.manifest, semantic, speaker, emotion, self.n_mels, win_length=self.win_length)
 
-        return load_or_build(cfg.cache, fingerprint(cfg.manifest, paths), build)
+        # The envelope's analysis is part of what a cache holds: another window rebuilds it.
+        expected = {**fingerprint(cfg.manifest, paths), "envelope": [self.n_mels, self.win_length]}
+        return load_or_build(cfg.cache, expected, build)
 
     n_mels = 80
+    win_length = WIN
     needs_audio = False
 
     def make_dataloader(self, cfg, train: bool):
@@ -188,6 +192,8 @@ class DecoderConfig:
     voicing_weight: float = 0.5
     emotion_dropout: float = 0.1
     synth_seed: int = 0
+    win_length: int = WIN  # analysis window of the log-mel targets, in samples (codec_features.WIN)
+    silence_level: Optional[float] = SILENCE_LEVEL  # frames below it play exact zeros (harmonic_synth); null: never
     sample_rate: int = 16000
     optim: dict[str, Any] = dataclasses.field(default_factory=lambda: {"name": "adamw", "lr": 2e-3, "weight_decay": 0.01})
     train_ds: Optional[CodecDataConfig] = None
@@ -204,7 +210,9 @@ class Decoder(_CodecDecoder):
         super().__init__(cfg, trainer)
         self.net = MelDecoderNet(_structured(MelDecoderConfig, OmegaConf.to_container(self.cfg.net)))
         self.n_mels = self.net.cfg.n_mels
-        self.synth = HarmonicNoiseSynth(self.n_mels, seed=self.cfg.synth_seed)
+        self.win_length = int(self.cfg.win_length)
+        self.synth = HarmonicNoiseSynth(self.n_mels, seed=self.cfg.synth_seed, win_length=self.win_length,
+                                        silence_level=self.cfg.silence_level)
         self.criterion = MelDecoderLoss(self.cfg.f0_weight, self.cfg.voicing_weight)
 
     def infer(self, semantic_tokens, speaker_tokens, emotion_tokens=None):

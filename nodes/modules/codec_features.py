@@ -25,7 +25,12 @@ TOKEN_HOP = 320  # samples per semantic token: 50 Hz
 FRAME_HOP = 160  # samples per analysis frame: 100 Hz, two frames per token
 FRAMES_PER_TOKEN = TOKEN_HOP // FRAME_HOP
 N_FFT = 1024
-WIN = 640  # 40 ms Hann: resolves harmonics down to F0 ~ 50 Hz (main lobe 4 bins = 62 Hz)
+# 20 ms Hann analysis window. Copy synthesis (true envelope, F0 and voicing of 60 test lines
+# through HarmonicNoiseSynth, scored by the ContentTokenizer's recogniser): CER 0.027 with 320
+# samples, 0.046 with 480 and 0.074 with 640, against 0.031 on the recordings. A 40 ms window
+# resolves harmonics but smears bursts and formant transitions over four frames; the band
+# averages of the envelope do not need resolved harmonics (see `EnvelopeMel`).
+WIN = 320
 LOG_FLOOR = 1e-8
 
 
@@ -48,16 +53,19 @@ class EnvelopeMel(nn.Module):
     linear interpolation between band centres (the synthesiser's envelope).
     """
 
-    def __init__(self, n_mels: int = 80, sample_rate: int = SAMPLE_RATE):
+    def __init__(self, n_mels: int = 80, sample_rate: int = SAMPLE_RATE, win_length: int = WIN):
         super().__init__()
         import torchaudio
 
+        if not 0 < win_length <= N_FFT:
+            raise ValueError(f"EnvelopeMel: win_length {win_length} must be in (0, {N_FFT}]")
         self.n_mels = n_mels
+        self.win_length = win_length
         self.sample_rate = sample_rate
         n_freqs = N_FFT // 2 + 1
         fb = torchaudio.functional.melscale_fbanks(n_freqs, 0.0, sample_rate / 2, n_mels, sample_rate, norm=None, mel_scale="htk")
         self.register_buffer("fbank", fb / fb.sum(dim=0, keepdim=True), persistent=False)
-        self.register_buffer("window", torch.hann_window(WIN), persistent=False)
+        self.register_buffer("window", torch.hann_window(win_length), persistent=False)
         mel_max = 2595.0 * math.log10(1.0 + (sample_rate / 2) / 700.0)
         mels = torch.linspace(0.0, mel_max, n_mels + 2)[1:-1]
         centres = 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
@@ -70,7 +78,7 @@ class EnvelopeMel(nn.Module):
         return float((self.window**2).sum())
 
     def stft(self, wav: torch.Tensor) -> torch.Tensor:
-        return torch.stft(wav, N_FFT, FRAME_HOP, WIN, self.window, center=True, pad_mode="constant", return_complex=True)
+        return torch.stft(wav, N_FFT, FRAME_HOP, self.win_length, self.window, center=True, pad_mode="constant", return_complex=True)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         frames = wav.shape[-1] // FRAME_HOP
