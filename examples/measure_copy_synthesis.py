@@ -8,7 +8,7 @@ these targets can win back, so this is the ceiling of `dragoman node eval codec`
 analysis window. Two windows run side by side on the same lines, and the CER ratio is printed.
 
     python examples/measure_copy_synthesis.py [--manifest data/corpus/test.jsonl] [--limit 60]
-                                              [--windows 320 640] [--json]
+                                              [--windows 320 640] [--no-silence-gate] [--json]
 """
 from __future__ import annotations
 
@@ -18,23 +18,21 @@ import json
 from bench_modes import run_main
 
 
-def copies(wavs, win_length: int) -> list:
+def copies(wavs, win_length: int, silence_level: float | None) -> list:
     """Each waveform through analysis and resynthesis with a `win_length`-sample window."""
-    from dragoman.nodes.modules.codec_features import FRAMES_PER_TOKEN, TOKEN_HOP, EnvelopeMel, pad_to_tokens, pitch_frames
+    from dragoman.nodes.modules.codec_features import EnvelopeMel, decoder_targets
     from dragoman.nodes.modules.harmonic_synth import HarmonicNoiseSynth
 
-    mel, synth = EnvelopeMel(80, win_length=win_length), HarmonicNoiseSynth(80, win_length=win_length)
+    mel = EnvelopeMel(80, win_length=win_length)
+    synth = HarmonicNoiseSynth(80, win_length=win_length, silence_level=silence_level)
     out = []
     for wav in wavs:
-        padded = pad_to_tokens(wav)
-        frames = padded.shape[0] // TOKEN_HOP * FRAMES_PER_TOKEN
-        log_f0, voiced = pitch_frames(padded, frames)
-        log_mel = mel(padded[None])[0][:, :frames]
+        log_mel, log_f0, voiced = decoder_targets(wav, mel)
         out.append(synth(log_mel, log_f0, voiced.float()).clamp(-1, 1)[: wav.shape[0]])
     return out
 
 
-def measure(manifest: str, limit: int, windows: list[int]) -> dict:
+def measure(manifest: str, limit: int, windows: list[int], silence_level: float | None) -> dict:
     import torch
 
     from dragoman.nodes.codec_eval import _cer_by_language
@@ -50,7 +48,7 @@ def measure(manifest: str, limit: int, windows: list[int]) -> dict:
         labels = emotion.run(audio=wavs)["emotion"]
         result = {"manifest": manifest, "n": len(rows), "recordings": {"cer": cer, "cer_by_lang": per_lang}}
         for win in windows:
-            synthesised = copies(wavs, win)
+            synthesised = copies(wavs, win, silence_level)
             c, by_lang = _cer_by_language(recognizer, rows, synthesised, 8)
             agree = sum(a == b for a, b in zip(labels, emotion.run(audio=synthesised)["emotion"])) / len(rows)
             result[f"win_{win}"] = {"cer": c, "cer_by_lang": by_lang, "cer_ratio": c / max(cer, 1e-9),
@@ -63,9 +61,13 @@ def main() -> None:
     parser.add_argument("--manifest", default="data/corpus/test.jsonl")
     parser.add_argument("--limit", type=int, default=60)
     parser.add_argument("--windows", type=int, nargs="+", default=[320, 640], help="analysis windows in samples")
+    parser.add_argument("--no-silence-gate", action="store_true",
+                        help="render digital silence as hiss (HarmonicNoiseSynth silence_level=None)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = measure(args.manifest, args.limit, args.windows)
+    from dragoman.nodes.modules.harmonic_synth import SILENCE_LEVEL
+
+    result = measure(args.manifest, args.limit, args.windows, None if args.no_silence_gate else SILENCE_LEVEL)
     if args.json:
         print(json.dumps(result))
         return

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from dragoman.nodes import types as T
 from dragoman.nodes.codec_cache import CropDataset, FrameCache, batched_rows, collate_crops, fingerprint, load_or_build
 from dragoman.nodes.errors import DragomanError
-from dragoman.nodes.modules.codec_features import FRAMES_PER_TOKEN, TOKEN_HOP, WIN, EnvelopeMel, pad_to_tokens, pitch_frames
+from dragoman.nodes.modules.codec_features import FRAMES_PER_TOKEN, TOKEN_HOP, WIN, EnvelopeMel, decoder_targets
 from dragoman.nodes.modules.codec_gan import (
     DiscriminatorConfig, MultiDiscriminator, MultiResolutionMelLoss, discriminator_loss, feature_matching_loss,
     generator_adversarial_loss,
@@ -82,11 +82,9 @@ def build_decoder_cache(manifest: str, semantic, speaker, emotion=None, n_mels: 
         spk = speaker.run(audio=wavs)["speaker_tokens"]
         emo = emotion.run(audio=wavs)["emotion_tokens"] if emotion is not None else [None] * len(wavs)
         for i, wav, tok, s, e in zip(idx, wavs, tokens, spk, emo):
-            padded = pad_to_tokens(wav)
-            n = tok.shape[-1]
-            log_f0, voiced = pitch_frames(padded, n * FRAMES_PER_TOKEN)
-            item = {"semantic": tok.to(torch.int16), "log_mel": mel(padded[None])[0].half(), "log_f0": log_f0.half(),
-                    "voiced": voiced, "speaker": s.to(torch.int16), "length": torch.tensor(n)}
+            log_mel, log_f0, voiced = decoder_targets(wav, mel)
+            item = {"semantic": tok.to(torch.int16), "log_mel": log_mel.half(), "log_f0": log_f0.half(),
+                    "voiced": voiced, "speaker": s.to(torch.int16), "length": torch.tensor(tok.shape[-1])}
             if e is not None:
                 item["emotion"] = e.to(torch.int16)
             items[i] = item

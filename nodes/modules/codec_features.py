@@ -122,6 +122,14 @@ def pitch_frames(wav: torch.Tensor, n_frames: int) -> tuple[torch.Tensor, torch.
     return torch.from_numpy(fill_unvoiced(np.log(np.maximum(f0, 1.0)), voiced)).float(), torch.from_numpy(voiced)
 
 
+def decoder_targets(wav: torch.Tensor, envelope: EnvelopeMel) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the Decoder learns to predict for a waveform [N]: (log-mel [n_mels, F], log F0 [F],
+    voiced [F]) on 100 Hz frames, F = two per 50 Hz token of the zero-padded clip."""
+    padded = pad_to_tokens(wav)
+    log_f0, voiced = pitch_frames(padded, tokens_for_samples(wav.shape[-1]) * FRAMES_PER_TOKEN)
+    return envelope(padded[None])[0], log_f0, voiced
+
+
 def fill_unvoiced(values: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     """Unvoiced entries take the value of the nearest voiced one (all unvoiced: log 100 Hz), so a
     contour has no jumps to zero that a regression head would have to reproduce."""

@@ -89,16 +89,19 @@ def test_synthesis_follows_a_gliding_pitch_contour():
     assert np.corrcoef(a.f0[both], b.f0[both])[0, 1] > 0.99
 
 
+def _resynthesised(synth: HarmonicNoiseSynth, wav: torch.Tensor, f0: float, voicing: float) -> torch.Tensor:
+    log_mel = synth.envelope(wav[None])[0]
+    frames = log_mel.shape[-1]
+    return synth(log_mel, torch.full((frames,), math.log(f0)), torch.full((frames,), voicing))
+
+
 def _burst_energy_near(win_length: int, tolerance_s: float) -> float:
     """A 5 ms noise burst (a plosive release) in 1 s of silence, resynthesised from its own
     envelope as noise: the share of the output energy within `tolerance_s` of the burst."""
     wav = torch.zeros(16000)
     gen = torch.Generator().manual_seed(1)
     wav[8000:8080] = 0.3 * torch.randn(80, generator=gen)
-    synth = HarmonicNoiseSynth(80, win_length=win_length)
-    log_mel = synth.envelope(wav[None])[0]
-    frames = log_mel.shape[-1]
-    out = synth(log_mel, torch.full((frames,), math.log(100.0)), torch.zeros(frames))
+    out = _resynthesised(HarmonicNoiseSynth(80, win_length=win_length), wav, 100.0, 0.0)
     near = slice(8040 - int(tolerance_s * SR), 8040 + int(tolerance_s * SR))
     return float(out[near].pow(2).sum() / out.pow(2).sum())
 
@@ -109,12 +112,6 @@ def test_a_short_burst_stays_short():
     consonants (copy-synthesis CER 0.027 vs 0.074, `codec_features.WIN`)."""
     assert _burst_energy_near(320, 0.010) > 0.97
     assert _burst_energy_near(640, 0.010) < 0.92
-
-
-def _resynthesised(synth: HarmonicNoiseSynth, wav: torch.Tensor, f0: float, voicing: float) -> torch.Tensor:
-    log_mel = synth.envelope(wav[None])[0]
-    frames = log_mel.shape[-1]
-    return synth(log_mel, torch.full((frames,), math.log(f0)), torch.full((frames,), voicing))
 
 
 def test_digital_silence_is_played_as_zeros_and_quiet_sound_is_not():
