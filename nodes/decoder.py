@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 
 from dragoman.nodes import types as T
 from dragoman.nodes.codec_cache import CropDataset, FrameCache, batched_rows, collate_crops, fingerprint, load_or_build
-from dragoman.nodes.errors import DragomanError
+from dragoman.nodes.errors import CheckpointError, DragomanError
 from dragoman.nodes.modules.codec_features import FRAMES_PER_TOKEN, TOKEN_HOP, WIN, EnvelopeMel, decoder_targets
 from dragoman.nodes.modules.codec_gan import (
     DiscriminatorConfig, MultiDiscriminator, MultiResolutionMelLoss, discriminator_loss, feature_matching_loss,
@@ -212,6 +212,29 @@ class Decoder(_CodecDecoder):
         self.synth = HarmonicNoiseSynth(self.n_mels, seed=self.cfg.synth_seed, win_length=self.win_length,
                                         silence_level=self.cfg.silence_level)
         self.criterion = MelDecoderLoss(self.cfg.f0_weight, self.cfg.voicing_weight)
+
+    def load_weights_from(self, source: "Decoder") -> None:
+        """Start from `source`, which may have fewer ConvNeXt blocks per stage: the blocks both
+        have are copied, every other weight must match, and each extra block starts with a zero
+        layer scale, so it adds nothing and the deeper net computes exactly what `source` did
+        (function-preserving deepening, Net2Net: Chen et al. 2016) before training moves it."""
+        own, theirs = self.net.cfg, source.net.cfg
+        if theirs.token_blocks > own.token_blocks or theirs.frame_blocks > own.frame_blocks:
+            raise CheckpointError(f"init_from: the source decoder has {theirs.token_blocks}+{theirs.frame_blocks} blocks, "
+                                  f"more than this config's {own.token_blocks}+{own.frame_blocks}")
+        try:
+            missing, unexpected = self.load_state_dict(source.state_dict(), strict=False)
+        except RuntimeError as err:  # shapes differ: another width, codebook or mel count
+            detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err))
+            raise CheckpointError(f"init_from: {detail}") from None
+        grown = {f"token_blocks.{i}" for i in range(theirs.token_blocks, own.token_blocks)}
+        grown |= {f"frame_blocks.{i}" for i in range(theirs.frame_blocks, own.frame_blocks)}
+        stray = [k for k in missing if ".".join(k.split(".")[1:3]) not in grown]
+        if unexpected or stray:
+            raise CheckpointError(f"init_from: weights that do not fit this decoder: {(unexpected + stray)[:3]}")
+        with torch.no_grad():
+            for name in grown:
+                self.net.get_submodule(name).scale.zero_()
 
     def infer(self, semantic_tokens, speaker_tokens, emotion_tokens=None):
         tokens, lengths, speaker, emotion = self._prepare(semantic_tokens, speaker_tokens, emotion_tokens)

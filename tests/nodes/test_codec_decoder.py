@@ -106,6 +106,40 @@ def test_nemo_round_trip_decodes_the_same(node, tmp_path):
     assert torch.equal(a, b)
 
 
+def deeper(token_blocks, frame_blocks, seed=1):
+    cfg = {"net": dict(TINY_DECODER["net"], token_blocks=token_blocks, frame_blocks=frame_blocks)}
+    return tiny(Decoder, cfg, seed=seed)
+
+
+def test_init_from_a_shallower_decoder_keeps_its_output_then_trains():
+    """Grown blocks start as identities: the deeper decoder decodes bit for bit what the source
+    did, and each grown block still receives gradient, so training can use it."""
+    source = tiny(Decoder, TINY_DECODER)
+    grown = deeper(2, 3)
+    grown.load_weights_from(source)
+    tokens, speakers, emotions = inputs([5, 23], seed=2)
+    before = source.run(semantic_tokens=tokens, speaker_tokens=speakers, emotion_tokens=emotions)["audio"]
+    after = grown.run(semantic_tokens=tokens, speaker_tokens=speakers, emotion_tokens=emotions)["audio"]
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+    ids, lengths = torch.stack([t[:5] for t in tokens]), torch.tensor([5, 5])
+    pred = grown.net(ids, lengths, torch.stack(speakers), torch.stack(emotions))
+    pred.log_mel.square().mean().backward()
+    for name in ("token_blocks.1", "frame_blocks.1", "frame_blocks.2"):
+        assert float(grown.net.get_submodule(name).scale.grad.abs().sum()) > 0, name
+
+
+@pytest.mark.parametrize("blocks", [(0, 1), (1, 0)], ids=["fewer-token-blocks", "fewer-frame-blocks"])
+def test_init_from_a_deeper_decoder_is_refused(blocks):
+    with pytest.raises(DragomanError, match="more than this config"):
+        deeper(*blocks).load_weights_from(deeper(1, 1))
+
+
+def test_init_from_another_width_is_refused():
+    other = tiny(Decoder, {"net": dict(TINY_DECODER["net"], n_mels=20)})
+    with pytest.raises(DragomanError, match="size mismatch"):
+        deeper(2, 2).load_weights_from(other)
+
+
 def golden_outputs() -> dict[str, torch.Tensor]:
     """What the golden file holds: tiny seeded networks on fixed inputs (mel frames and a slice
     of audio from the harmonic decoder; a slice of audio from the wave generator)."""

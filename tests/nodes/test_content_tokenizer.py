@@ -9,10 +9,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from dragoman.nodes.content_tokenizer import ContentTokenizer
+from dragoman.nodes.content_tokenizer import ContentTokenizer, speech_span
 from dragoman.nodes.errors import AudioError, DragomanError, GraphError
 from dragoman.nodes.phonemes import phonemize
 from dragoman.nodes.text_units import BLANK, CharVocab, build_vocab, cer, ctc_greedy, normalize_text
+from dragoman.nodes.trainable import pad_batch
 
 VOCAB = [BLANK, " ", "'", "a", "b", "c", "d", "你", "好"]
 TINY = {"vocab": VOCAB, "chunk_seconds": 2.0,
@@ -67,6 +68,37 @@ def test_batched_equals_one_by_one(node):
     for w, f in zip(wavs, feats):
         torch.testing.assert_close(node.encoder_features([w])[0], f, atol=1e-5, rtol=1e-5)
         assert f.shape == (math.ceil(((w.numel() - 400) // 160 + 1) / 4), 32)
+
+
+def test_edge_augmentation_re_places_the_speech_in_fresh_silence():
+    """The speech span comes back intact, with 0..lead_s of silence in front and 0..trail_s
+    behind whatever the recording had (shorter edges too); hiss lands at the level drawn from
+    noise_dbfs; off by default."""
+    gen = torch.Generator().manual_seed(0)
+    speech = [torch.rand(n, generator=gen) - 0.5 for n in (1600, 4000, 2400)]
+    items = [torch.cat([torch.zeros(lead), s, torch.zeros(trail)]) for s, lead, trail in zip(speech, (0, 8000, 320), (9600, 0, 4800))]
+    wav, lengths = pad_batch(items)
+    plain = ContentTokenizer(TINY)
+    assert plain._augment_edges(wav, lengths)[0] is wav
+    torch.manual_seed(0)
+    node = ContentTokenizer(dict(TINY, edges={"prob": 1.0, "lead_s": 0.1, "trail_s": 0.2}))
+    out, out_lengths = node._augment_edges(wav, lengths)
+    for s, row, n in zip(speech, out, out_lengths.tolist()):
+        assert len(s) <= n <= len(s) + 0.3 * 16000
+        start = int(torch.nonzero(row[:n]).flatten()[0])
+        assert start <= 0.1 * 16000 and torch.equal(row[start : start + len(s)], s)
+        assert not row[start + len(s) :].any()
+    assert int(out_lengths[0]) < len(items[0]) and int(out_lengths[1]) < len(items[1])  # long edges shortened
+    hiss = ContentTokenizer(dict(TINY, edges={"noise_prob": 1.0, "noise_dbfs": [-40.0, -40.0]}))
+    noisy, same = hiss._augment_edges(torch.zeros(2, 16000), torch.tensor([16000, 16000]))
+    assert torch.equal(same, torch.tensor([16000, 16000]))
+    assert float(noisy.pow(2).mean().sqrt()) == pytest.approx(0.01, rel=0.05)
+
+
+def test_speech_span_finds_the_loud_part():
+    wav = torch.cat([torch.zeros(1000), 0.5 * torch.ones(3200), 1e-4 * torch.ones(800), torch.zeros(900)])
+    assert speech_span(wav, 16000) == (960, 4320)  # whole 10 ms frames around samples 1000-4200
+    assert speech_span(torch.zeros(500), 16000) == (0, 500)
 
 
 def test_recognize_tokens_reads_the_same_head(node):
