@@ -7,8 +7,8 @@ and the corpus CER is printed per checkpoint, with the ratio of the two. The cor
 all start speaking 10-90 ms in, so a recogniser trained on them alone can learn where speech
 begins (README, "Silence around the speech").
 
-    python examples/measure_silence_robustness.py --baseline nodes/checkpoints/content_tokenizer.nemo \\
-        --checkpoint runs/content_head_edges/content_tokenizer.nemo [--manifest data/corpus/test.jsonl] [--limit 400] [--json]
+    python examples/measure_silence_robustness.py --baseline runs/content_head_s5/content_lm.nemo \\
+        [--checkpoint default] [--manifest data/corpus/test.jsonl] [--limit 400] [--json]
 """
 from __future__ import annotations
 

@@ -75,7 +75,9 @@ class DecodingConfig:
     0.029 (order 6, weight 1.3, bonus 3); that head was confidently wrong in Chinese. The
     committed checkpoint carries its own settings: after its head was fine-tuned on 3.5x more
     speech (`train_head_only`) and its LMs counted on 60k grammar sentences, dev favoured zh
-    order 3, weight 1.0, bonus 2 (CER 0.094) and en order 6, weight 1.0, bonus 3 (0.010)."""
+    order 3, weight 1.0, bonus 2 (CER 0.094) and en order 6, weight 1.0, bonus 3 (0.010). After
+    session 9's re-placed-silence fine-tune (`edges`) en weight 0.7, bonus 2 read dev best (0.0071
+    against 0.0082 at 1.0 / 3.0 for its trial head)."""
     beam: int = 16  # prefixes kept per frame (dev: 8 -> 16 -> 32: en 0.031, 0.029, 0.028); 1: greedy
     prune: float = 8.0  # extend only units within this many nats of a frame's best (12, 16: same CER, 2-5x slower)
     zh: LanguageModelConfig = dataclasses.field(default_factory=LanguageModelConfig)
