@@ -133,13 +133,11 @@ class ContentTokenizerConfig:
 
 def speech_span(wav: torch.Tensor, sample_rate: int, gate_db: float = 50.0) -> tuple[int, int]:
     """[start, stop) samples from the first to the last 10 ms frame within `gate_db` of the
-    loudest one; the whole clip when it is all zeros."""
-    hop = sample_rate // 100
-    frames = F.pad(wav, (0, -wav.shape[-1] % hop)).view(-1, hop).pow(2).mean(dim=1)
-    loud = torch.nonzero(frames > frames.max() * 10.0 ** (-gate_db / 10.0)).flatten()
-    if not len(loud):
-        return 0, int(wav.shape[-1])
-    return int(loud[0]) * hop, min(int(loud[-1] + 1) * hop, int(wav.shape[-1]))
+    loudest one (the corpus filters' `speech_bounds`); the whole clip when none is."""
+    from dragoman.nodes.data.filters import speech_bounds
+
+    start, stop = speech_bounds(wav.detach().cpu().numpy(), sample_rate, silence_db=-gate_db)
+    return (start, stop) if stop > start else (0, int(wav.shape[-1]))
 
 
 class TranscribedAudioDataset(Dataset):
