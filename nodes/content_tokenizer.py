@@ -106,6 +106,16 @@ class EdgeAugmentConfig:
     noise_prob: float = 0.0  # share of items with white noise under everything ...
     noise_dbfs: list[float] = dataclasses.field(default_factory=lambda: [-75.0, -45.0])  # ... at a level drawn here
 
+    @staticmethod
+    def problems(cfg) -> list[str]:
+        """What is wrong with these settings (a config read from YAML or the command line)."""
+        out = [f"{k} must be in [0, 1], got {cfg[k]}" for k in ("prob", "noise_prob") if not 0 <= cfg[k] <= 1]
+        out += [f"{k} must be >= 0 seconds, got {cfg[k]}" for k in ("lead_s", "trail_s") if not cfg[k] >= 0]
+        levels = list(cfg.noise_dbfs)
+        if len(levels) != 2 or not levels[0] <= levels[1] <= 0:
+            out.append(f"noise_dbfs must be [low, high] with low <= high <= 0 dBFS, got {levels}")
+        return out
+
 
 @dataclasses.dataclass
 class ContentTokenizerConfig:
@@ -270,6 +280,9 @@ class ContentTokenizer(TrainableNode):
         raw["net"] = net
         self.vocab = CharVocab(raw["vocab"])
         super().__init__(raw, trainer)
+        problems = EdgeAugmentConfig.problems(self.cfg.edges)
+        if problems:
+            raise GraphError(f"content_tokenizer: model.edges: {'; '.join(problems)}")
         self.net = ContentNet(ContentNetConfig(**OmegaConf.to_container(self.cfg.net)))
         if self.cfg.get("train_head_only"):
             for name in TOKEN_PATH:

@@ -29,11 +29,13 @@ from torch.utils.data import DataLoader
 from dragoman.nodes import types as T
 from dragoman.nodes.codec_cache import CropDataset, FrameCache, batched_rows, collate_crops, fingerprint, load_or_build
 from dragoman.nodes.errors import CheckpointError, DragomanError
+from dragoman.nodes.modules.codec_conditioning import frame_mask
 from dragoman.nodes.modules.codec_features import FRAMES_PER_TOKEN, TOKEN_HOP, WIN, EnvelopeMel, decoder_targets
 from dragoman.nodes.modules.codec_gan import (
     DiscriminatorConfig, MultiDiscriminator, MultiResolutionMelLoss, discriminator_loss, feature_matching_loss,
     generator_adversarial_loss,
 )
+from dragoman.nodes.modules.envelope_gan import EnvelopeAdversaryConfig, EnvelopeDiscriminator, pad_frames
 from dragoman.nodes.modules.harmonic_synth import SILENCE_LEVEL, HarmonicNoiseSynth
 from dragoman.nodes.modules.mel_decoder import MelDecoderConfig, MelDecoderLoss, MelDecoderNet
 from dragoman.nodes.modules.wave_generator import WaveGeneratorConfig, WaveGeneratorNet
@@ -194,6 +196,8 @@ class DecoderConfig:
     silence_level: Optional[float] = SILENCE_LEVEL  # frames below it play exact zeros (harmonic_synth); null: never
     sample_rate: int = 16000
     optim: dict[str, Any] = dataclasses.field(default_factory=lambda: {"name": "adamw", "lr": 2e-3, "weight_decay": 0.01})
+    # A discriminator on the predicted envelope (modules/envelope_gan.py); null: L1/BCE alone.
+    adversary: Optional[EnvelopeAdversaryConfig] = None
     train_ds: Optional[CodecDataConfig] = None
     validation_ds: Optional[CodecDataConfig] = None
 
@@ -209,9 +213,20 @@ class Decoder(_CodecDecoder):
         self.net = MelDecoderNet(_structured(MelDecoderConfig, OmegaConf.to_container(self.cfg.net)))
         self.n_mels = self.net.cfg.n_mels
         self.win_length = int(self.cfg.win_length)
-        self.synth = HarmonicNoiseSynth(self.n_mels, seed=self.cfg.synth_seed, win_length=self.win_length,
-                                        silence_level=self.cfg.silence_level)
+        try:
+            self.synth = HarmonicNoiseSynth(self.n_mels, seed=self.cfg.synth_seed, win_length=self.win_length,
+                                            silence_level=self.cfg.silence_level)
+        except ValueError as err:
+            raise DragomanError(f"decoder: model.win_length: {err}") from None
         self.criterion = MelDecoderLoss(self.cfg.f0_weight, self.cfg.voicing_weight)
+        self.adversary = None
+        if self.cfg.get("adversary") is not None:
+            try:
+                self.adversary = EnvelopeAdversaryConfig(**OmegaConf.to_container(self.cfg.adversary))
+            except ValueError as err:
+                raise DragomanError(f"decoder: model.adversary: {err}") from None
+            self.discriminator = EnvelopeDiscriminator(self.adversary)
+            self.automatic_optimization = False
 
     def load_weights_from(self, source: "Decoder") -> None:
         """Start from `source`, which may have fewer ConvNeXt blocks per stage: the blocks both
@@ -229,7 +244,8 @@ class Decoder(_CodecDecoder):
             raise CheckpointError(f"init_from: {detail}") from None
         grown = {f"token_blocks.{i}" for i in range(theirs.token_blocks, own.token_blocks)}
         grown |= {f"frame_blocks.{i}" for i in range(theirs.frame_blocks, own.frame_blocks)}
-        stray = [k for k in missing if ".".join(k.split(".")[1:3]) not in grown]
+        # A discriminator starts fresh: a plain decoder has none to give.
+        stray = [k for k in missing if ".".join(k.split(".")[1:3]) not in grown and not k.startswith("discriminator.")]
         if unexpected or stray:
             raise CheckpointError(f"init_from: weights that do not fit this decoder: {(unexpected + stray)[:3]}")
         with torch.no_grad():
@@ -249,15 +265,48 @@ class Decoder(_CodecDecoder):
     def _losses(self, batch):
         tokens, lengths, speaker, emotion, drop = self._inputs(batch)
         pred = self.net(tokens, lengths, speaker, emotion, drop)
-        return self.criterion(pred, batch["log_mel"].float(), batch["log_f0"].float(), batch["voiced"].bool())
+        out = self.criterion(pred, batch["log_mel"].float(), batch["log_f0"].float(), batch["voiced"].bool())
+        return out, pred
+
+    def configure_optimizers(self):
+        if self.adversary is None:
+            return super().configure_optimizers()
+        opt, adv = dict(self.cfg.optim), self.adversary
+        return [torch.optim.AdamW(self.net.parameters(), float(opt.get("lr", 2e-3)),
+                                  weight_decay=float(opt.get("weight_decay", 0.01))),
+                torch.optim.AdamW(self.discriminator.parameters(), adv.lr, betas=tuple(adv.betas))]
+
+    def _adversarial_step(self, batch) -> dict[str, torch.Tensor]:
+        """One discriminator update, then one generator update on L1/BCE + adversarial + feature matching."""
+        opt_g, opt_d = self.optimizers()
+        out, pred = self._losses(batch)
+        mask = frame_mask(pred.lengths, pred.log_mel.shape[-1])
+        real = pad_frames(batch["log_mel"].float(), mask)
+        fake = pad_frames(pred.log_mel, mask)
+        real_logits, _ = self.discriminator(real)
+        fake_logits, _ = self.discriminator(fake.detach())
+        d_loss = discriminator_loss([(real_logits, None)], [(fake_logits, None)])
+        opt_d.zero_grad()
+        self.manual_backward(d_loss)
+        opt_d.step()
+        real_out, fake_out = [self.discriminator(real)], [self.discriminator(fake)]
+        adv, fm = generator_adversarial_loss(fake_out), feature_matching_loss(real_out, fake_out)
+        g_loss = out["loss"] + self.adversary.adversarial_weight * adv + self.adversary.feature_weight * fm
+        opt_g.zero_grad()
+        self.manual_backward(g_loss)
+        opt_g.step()
+        return {**out, "g_loss": g_loss, "d_loss": d_loss, "adv": adv, "fm": fm}
 
     def training_step(self, batch, batch_idx):
-        out = self._losses(batch)
+        if self.adversary is not None:
+            out = {k: v.detach() for k, v in self._adversarial_step(batch).items()}
+        else:
+            out = self._losses(batch)[0]
         self.log_dict({f"train_{k}": v for k, v in out.items()}, prog_bar=True, batch_size=len(batch["lengths"]))
         return out["loss"]
 
     def validation_step(self, batch, batch_idx):
-        out = self._losses(batch)
+        out = self._losses(batch)[0]
         self.log_dict({f"val_{k}": v for k, v in out.items()}, prog_bar=True, batch_size=len(batch["lengths"]), sync_dist=True)
         return out["loss"]
 

@@ -57,8 +57,8 @@ class EnvelopeMel(nn.Module):
         super().__init__()
         import torchaudio
 
-        if not 0 < win_length <= N_FFT:
-            raise ValueError(f"EnvelopeMel: win_length {win_length} must be in (0, {N_FFT}]")
+        if not FRAME_HOP <= win_length <= N_FFT:  # the synthesiser's overlap-add needs hop <= window
+            raise ValueError(f"win_length {win_length} must be in [{FRAME_HOP}, {N_FFT}] samples")
         self.n_mels = n_mels
         self.win_length = win_length
         self.sample_rate = sample_rate

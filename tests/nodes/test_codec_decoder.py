@@ -134,6 +134,48 @@ def test_init_from_a_deeper_decoder_is_refused(blocks):
         deeper(*blocks).load_weights_from(deeper(1, 1))
 
 
+def test_init_from_a_plain_decoder_into_an_adversarial_one_keeps_its_output():
+    """The discriminator is the only weight the source lacks; it starts fresh and decoding is unchanged."""
+    source = tiny(Decoder, TINY_DECODER)
+    adversarial = tiny(Decoder, dict(TINY_DECODER, adversary={"channels": 4, "layers": 2}), seed=3)
+    adversarial.load_weights_from(source)
+    tokens, speakers, emotions = inputs([9, 4], seed=4)
+    before = source.run(semantic_tokens=tokens, speaker_tokens=speakers, emotion_tokens=emotions)["audio"]
+    after = adversarial.run(semantic_tokens=tokens, speaker_tokens=speakers, emotion_tokens=emotions)["audio"]
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+
+
+@pytest.mark.parametrize("bad, match", [({"adversarial_weight": -1.0}, "must be >= 0"), ({"layers": 0}, "must be >= 1"),
+                                        ({"betas": [0.5, 1.5]}, "betas"), ({"lr": 0.0}, "lr must be")])
+def test_bad_adversary_settings_are_one_line_errors(bad, match):
+    with pytest.raises(DragomanError, match=f"model.adversary: .*{match}") as err:
+        Decoder(dict(TINY_DECODER, adversary=bad))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("win_length", [0, 100, 4096])
+def test_bad_window_is_a_one_line_error(win_length):
+    with pytest.raises(DragomanError, match=f"decoder: model.win_length: win_length {win_length} must be in \\[160, 1024\\]"):
+        Decoder(dict(TINY_DECODER, win_length=win_length))
+
+
+def test_envelope_discriminator_ignores_what_lies_past_an_items_length():
+    """Padding is set to one constant in real and generated envelopes alike, so two envelopes
+    that differ only past the item's length look the same to the discriminator."""
+    from dragoman.nodes.modules.codec_conditioning import frame_mask
+    from dragoman.nodes.modules.envelope_gan import EnvelopeAdversaryConfig, EnvelopeDiscriminator, pad_frames
+
+    torch.manual_seed(0)
+    disc = EnvelopeDiscriminator(EnvelopeAdversaryConfig(channels=4, layers=2))
+    a = torch.randn(2, 24, 40) - 8
+    b = a.clone()
+    b[0, :, 30:] = 5.0
+    b[1, :, 17:] = -3.0
+    mask = frame_mask(torch.tensor([30, 17]), 40)
+    assert torch.equal(disc(pad_frames(a, mask))[0], disc(pad_frames(b, mask))[0])
+    assert not torch.equal(disc(a)[0], disc(b)[0])
+
+
 def test_init_from_another_width_is_refused():
     other = tiny(Decoder, {"net": dict(TINY_DECODER["net"], n_mels=20)})
     with pytest.raises(DragomanError, match="size mismatch"):

@@ -95,6 +95,17 @@ def test_edge_augmentation_re_places_the_speech_in_fresh_silence():
     assert float(noisy.pow(2).mean().sqrt()) == pytest.approx(0.01, rel=0.05)
 
 
+@pytest.mark.parametrize("edges, match", [
+    ({"noise_dbfs": [-40.0]}, "noise_dbfs must be"), ({"noise_dbfs": [-30.0, -60.0]}, "noise_dbfs must be"),
+    ({"noise_dbfs": [-20.0, 6.0]}, "noise_dbfs must be"), ({"prob": 1.5}, "prob must be in"),
+    ({"lead_s": -0.1}, "lead_s must be"),
+])
+def test_bad_edge_settings_are_one_line_errors(edges, match):
+    with pytest.raises(GraphError, match=f"model.edges: .*{match}") as err:
+        ContentTokenizer(dict(TINY, edges=edges))
+    assert "\n" not in str(err.value)
+
+
 def test_speech_span_finds_the_loud_part():
     wav = torch.cat([torch.zeros(1000), 0.5 * torch.ones(3200), 1e-4 * torch.ones(800), torch.zeros(900)])
     assert speech_span(wav, 16000) == (960, 4320)  # whole 10 ms frames around samples 1000-4200
