@@ -232,19 +232,21 @@ class Decoder(_CodecDecoder):
         """Start from `source`, which may have fewer ConvNeXt blocks per stage: the blocks both
         have are copied, every other weight must match, and each extra block starts with a zero
         layer scale, so it adds nothing and the deeper net computes exactly what `source` did
-        (function-preserving deepening, Net2Net: Chen et al. 2016) before training moves it."""
+        (function-preserving deepening, Net2Net: Chen et al. 2016) before training moves it. A
+        discriminator (`adversary`) is never copied: each adversarial run starts its own."""
         own, theirs = self.net.cfg, source.net.cfg
         if theirs.token_blocks > own.token_blocks or theirs.frame_blocks > own.frame_blocks:
             raise CheckpointError(f"init_from: the source decoder has {theirs.token_blocks}+{theirs.frame_blocks} blocks, "
                                   f"more than this config's {own.token_blocks}+{own.frame_blocks}")
         try:
-            missing, unexpected = self.load_state_dict(source.state_dict(), strict=False)
+            # The decoder's weights only: a discriminator always starts fresh (it may have another shape).
+            weights = {k: v for k, v in source.state_dict().items() if not k.startswith("discriminator.")}
+            missing, unexpected = self.load_state_dict(weights, strict=False)
         except RuntimeError as err:  # shapes differ: another width, codebook or mel count
             detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err))
             raise CheckpointError(f"init_from: {detail}") from None
         grown = {f"token_blocks.{i}" for i in range(theirs.token_blocks, own.token_blocks)}
         grown |= {f"frame_blocks.{i}" for i in range(theirs.frame_blocks, own.frame_blocks)}
-        # A discriminator starts fresh: a plain decoder has none to give.
         stray = [k for k in missing if ".".join(k.split(".")[1:3]) not in grown and not k.startswith("discriminator.")]
         if unexpected or stray:
             raise CheckpointError(f"init_from: weights that do not fit this decoder: {(unexpected + stray)[:3]}")

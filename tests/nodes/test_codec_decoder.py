@@ -134,11 +134,15 @@ def test_init_from_a_deeper_decoder_is_refused(blocks):
         deeper(*blocks).load_weights_from(deeper(1, 1))
 
 
-def test_init_from_a_plain_decoder_into_an_adversarial_one_keeps_its_output():
-    """The discriminator is the only weight the source lacks; it starts fresh and decoding is unchanged."""
-    source = tiny(Decoder, TINY_DECODER)
+@pytest.mark.parametrize("source_adversary", [None, {"channels": 2, "layers": 1}], ids=["plain", "other-discriminator"])
+def test_init_from_keeps_the_decoders_output_and_starts_a_fresh_discriminator(source_adversary):
+    """Only the decoder's weights are copied: a plain source has no discriminator to give, and
+    another run's discriminator (here of another shape) is left behind."""
+    source = tiny(Decoder, dict(TINY_DECODER, adversary=source_adversary))
     adversarial = tiny(Decoder, dict(TINY_DECODER, adversary={"channels": 4, "layers": 2}), seed=3)
+    fresh = {k: v.clone() for k, v in adversarial.discriminator.state_dict().items()}
     adversarial.load_weights_from(source)
+    assert all(torch.equal(fresh[k], v) for k, v in adversarial.discriminator.state_dict().items())
     tokens, speakers, emotions = inputs([9, 4], seed=4)
     before = source.run(semantic_tokens=tokens, speaker_tokens=speakers, emotion_tokens=emotions)["audio"]
     after = adversarial.run(semantic_tokens=tokens, speaker_tokens=speakers, emotion_tokens=emotions)["audio"]
