@@ -254,6 +254,21 @@ class Decoder(_CodecDecoder):
             for name in grown:
                 self.net.get_submodule(name).scale.zero_()
 
+    def for_inference(self) -> "Decoder":
+        """What a `.nemo` should hold after training: this decoder without its discriminator
+        (a training-time network, as HiFi-GAN ships only its generator). The Lightning
+        checkpoints of the run keep it for `resume_from`."""
+        if self.adversary is None:
+            return self
+        from omegaconf import OmegaConf, open_dict
+
+        cfg = OmegaConf.create(OmegaConf.to_container(self.cfg))
+        with open_dict(cfg):
+            cfg.adversary = None
+        plain = Decoder(cfg)
+        plain.load_weights_from(self)
+        return plain
+
     def infer(self, semantic_tokens, speaker_tokens, emotion_tokens=None):
         tokens, lengths, speaker, emotion = self._prepare(semantic_tokens, speaker_tokens, emotion_tokens)
         pred = self.net(tokens, lengths, speaker, emotion)

@@ -104,6 +104,8 @@ def save_trained(trainer, node, node_cls: type, cfg, path: str | Path) -> None:
 
 def _save(node, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
+    if hasattr(node, "for_inference"):  # drop training-only networks (the Decoder's discriminator)
+        node = node.for_inference()
     node.save_to(str(target))
 
 

@@ -149,6 +149,20 @@ def test_init_from_keeps_the_decoders_output_and_starts_a_fresh_discriminator(so
     assert all(torch.equal(a, b) for a, b in zip(before, after))
 
 
+def test_saved_adversarial_decoder_holds_no_discriminator_and_decodes_the_same(tmp_path):
+    from dragoman.nodes.distributed import _save
+
+    node = tiny(Decoder, dict(TINY_DECODER, adversary={"channels": 4, "layers": 2}))
+    _save(node, tmp_path / "dec.nemo")
+    restored = Decoder.restore_from(tmp_path / "dec.nemo")
+    assert restored.adversary is None and restored.cfg.adversary is None
+    assert not any(k.startswith("discriminator.") for k in restored.state_dict())
+    tokens, speakers, emotions = inputs([6, 13], seed=5)
+    a = node.run(semantic_tokens=tokens, speaker_tokens=speakers, emotion_tokens=emotions)["audio"]
+    b = restored.run(semantic_tokens=tokens, speaker_tokens=speakers, emotion_tokens=emotions)["audio"]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
 @pytest.mark.parametrize("bad, match", [({"adversarial_weight": -1.0}, "must be >= 0"), ({"layers": 0}, "must be >= 1"),
                                         ({"betas": [0.5, 1.5]}, "betas"), ({"lr": 0.0}, "lr must be")])
 def test_bad_adversary_settings_are_one_line_errors(bad, match):
