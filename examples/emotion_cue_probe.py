@@ -12,7 +12,9 @@ prints each speaker's mean cue per emotion: the emotion shifts are regular withi
 the speakers' own levels differ by more than the shifts, so an unknown voice's baseline is the
 missing piece. With `--random-voices N` the classifiers are also trained on N utterances spoken
 by random espeak-ng voices (variants outside the corpus's twelve, random pitch/range/rate/amplitude),
-the speaker prior a model would need to learn the population rather than ten voices.
+the speaker prior a model would need to learn the population rather than ten voices. `speaker_normalised`
+scores the same classifiers on cues minus each speaker's own mean (per language, labels unused):
+the accuracy one utterance would allow if the voice's baseline were known.
 """
 from __future__ import annotations
 
@@ -108,6 +110,20 @@ def scores(x_train, y_train, x_test, y_test) -> dict:
     return out
 
 
+def speaker_normalised(x: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+    """Cues minus the mean of the same speaker's utterances in the same language (labels unused):
+    what a model could read if it had heard the voice before, e.g. from a reference utterance."""
+    out = x.copy()
+    lang = CUES.index("is_zh")
+    for speaker in set(speakers):
+        for zh in (0.0, 1.0):
+            group = (speakers == speaker) & (x[:, lang] == zh)
+            if group.any():
+                cols = [c for c in range(x.shape[1]) if c != lang]
+                out[np.ix_(group, cols)] -= x[np.ix_(group, cols)].mean(0)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", default="data/corpus/train.jsonl")
@@ -118,7 +134,8 @@ def main() -> None:
     args = parser.parse_args()
     x_tr, y_tr, s_tr = manifest_cues(args.train)
     x_te, y_te, s_te = manifest_cues(args.test)
-    result = {"corpus_voices": scores(x_tr, y_tr, x_te, y_te), "speaker_means": {}}
+    result = {"corpus_voices": scores(x_tr, y_tr, x_te, y_te), "speaker_means": {},
+              "speaker_normalised": scores(speaker_normalised(x_tr, s_tr), y_tr, speaker_normalised(x_te, s_te), y_te)}
     shown = [CUES.index(name) for name in SHOWN]
     for x, y, s in ((x_tr, y_tr, s_tr), (x_te, y_te, s_te)):
         for speaker in sorted(set(s)):
@@ -133,7 +150,7 @@ def main() -> None:
     print(f"per speaker, per emotion: {', '.join(SHOWN)}")
     for speaker, table in result["speaker_means"].items():
         print(f"  {speaker}: " + "  ".join(f"{e} {v}" for e, v in table.items()))
-    for key in ("corpus_voices", "random_voices"):
+    for key in ("corpus_voices", "speaker_normalised", "random_voices"):
         for name, acc in result.get(key, {}).items():
             print(f"trained on {key}, {name}: train accuracy {acc['train_accuracy']:.3f}, {args.test} accuracy {acc['test_accuracy']:.3f}")
 
