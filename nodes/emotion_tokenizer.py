@@ -32,12 +32,24 @@ class AudioDataConfig:
 
 
 @dataclasses.dataclass
+class EmotionAugmentConfig:
+    """Training-time copy synthesis (off by default). The Decoder's weightless synthesiser
+    renders a recording's own envelope, F0 and voicing (`codec_features`) back to audio; the
+    committed tokenizer keeps only 0.78-0.815 of its labels through that rendering (test lines,
+    README "Why the codec improved"), so as the codec's judge it hears the renderer as much as the
+    emotion. Training on such copies under the original label teaches it to ignore the renderer."""
+
+    copy_synthesis_prob: float = 0.0  # share of training items replaced by their copy synthesis
+
+
+@dataclasses.dataclass
 class EmotionTokenizerConfig:
     net: EmotionNetConfig = dataclasses.field(default_factory=EmotionNetConfig)
     labels: list[str] = dataclasses.field(default_factory=lambda: ["neutral", "happy", "sad", "angry"])
     speakers: list[str] = dataclasses.field(default_factory=list)  # adversary classes; from train_ds when empty
     adversary_weight: float = 0.0  # gradient-reversal scale of the speaker adversary (0: none)
     sample_rate: int = 16000
+    augment: EmotionAugmentConfig = dataclasses.field(default_factory=EmotionAugmentConfig)
     optim: dict[str, Any] = dataclasses.field(default_factory=lambda: {"name": "adamw", "lr": 2e-3, "weight_decay": 0.01})
     train_ds: Optional[AudioDataConfig] = None
     validation_ds: Optional[AudioDataConfig] = None
@@ -63,6 +75,11 @@ class EmotionTokenizer(TrainableNode):
 
             raise GraphError(f"emotion_tokenizer: {len(self.cfg.labels)} labels but net.num_emotions={net_cfg.num_emotions}")
         self.net = EmotionNet(net_cfg)
+        if not 0 <= self.cfg.augment.copy_synthesis_prob <= 1:
+            from dragoman.nodes.errors import GraphError
+
+            raise GraphError(f"emotion_tokenizer: model.augment.copy_synthesis_prob must be in [0, 1], "
+                             f"got {self.cfg.augment.copy_synthesis_prob}")
 
     @classmethod
     def port_types(cls, cfg):
@@ -106,7 +123,28 @@ class EmotionTokenizer(TrainableNode):
             logs.update(adv=adv, adv_acc=adv_acc)
         return loss, logs
 
+    def _copy_synthesis(self, batch):
+        """Replace a `copy_synthesis_prob` share of the batch's waveforms by their copy synthesis."""
+        from dragoman.nodes.modules.codec_features import EnvelopeMel, decoder_targets
+        from dragoman.nodes.modules.harmonic_synth import HarmonicNoiseSynth
+
+        prob = self.cfg.augment.copy_synthesis_prob
+        picked = [i for i in range(len(batch[1])) if float(torch.rand(())) < prob]
+        if not picked:
+            return batch
+        wav = batch[0].clone()
+        mel, synth = EnvelopeMel(80), HarmonicNoiseSynth(80, seed=int(torch.randint(0, 2**31 - 1, ())))
+        for i in picked:
+            n = int(batch[1][i])
+            log_mel, log_f0, voiced = decoder_targets(wav[i, :n].float().cpu(), mel)
+            copy = synth(log_mel, log_f0, voiced.float()).clamp(-1.0, 1.0)[:n]
+            wav[i, :n] = 0.0
+            wav[i, : copy.shape[0]] = copy.to(wav.device, wav.dtype)
+        return (wav, *batch[1:])
+
     def training_step(self, batch, batch_idx):
+        if self.cfg.augment.copy_synthesis_prob > 0:
+            batch = self._copy_synthesis(batch)
         loss, logs = self._step(batch)
         self.log_dict({"train_loss": loss} | {f"train_{k}": v for k, v in logs.items()}, prog_bar=True,
                       batch_size=len(batch[2]))

@@ -116,3 +116,25 @@ def test_speaker_adversary_trains_beside_the_emotion_classifier(manifest):
         optimizer.step()
         accuracies.append(float(logs["acc"]))
     assert "adv" in logs and accuracies[-1] >= 0.9 > accuracies[0]
+
+
+def test_copy_synthesis_augmentation_renders_a_share_of_the_batch(manifest):
+    """prob 1: every item becomes the weightless synthesiser's rendering of its own envelope, F0
+    and voicing (same length, close in level, not the same samples); prob 0: untouched; a
+    probability outside [0, 1] is a one-line error."""
+    from dragoman.nodes.errors import GraphError
+
+    node = EmotionTokenizer(dict(TINY, train_ds={"manifest": str(manifest), "batch_size": 8}))
+    wav, lengths, labels = next(iter(node._train_dl))
+    assert node._copy_synthesis((wav, lengths, labels))[0] is wav  # off by default
+    node.cfg.augment.copy_synthesis_prob = 1.0
+    torch.manual_seed(0)
+    out, out_lengths, out_labels = node._copy_synthesis((wav, lengths, labels))
+    assert torch.equal(out_lengths, lengths) and torch.equal(out_labels, labels)
+    for i, n in enumerate(lengths.tolist()):
+        assert not torch.equal(out[i, :n], wav[i, :n]) and not out[i, n:].any()
+        rms_in, rms_out = (float(x[i, :n].square().mean().sqrt()) for x in (wav, out))
+        assert 0.5 < rms_out / rms_in < 2.0, (rms_in, rms_out)
+    with pytest.raises(GraphError, match=r"copy_synthesis_prob must be in \[0, 1\], got 1.5") as err:
+        EmotionTokenizer(dict(TINY, augment={"copy_synthesis_prob": 1.5}))
+    assert "\n" not in str(err.value)
